@@ -1,8 +1,31 @@
-"""convlens: a convolutional neural network framework you can see through."""
+"""convlens: a convolutional neural network framework you can see through.
 
-from . import functional
+>>> import convlens as cl
+>>> from convlens import nn, optim, functional as F
+"""
+
+from . import data, filters, functional, models, nn, optim, signal
+from .io import load, save
+from .summary import summary
 from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
 __version__ = "0.1.0"
 
-__all__ = ["Tensor", "as_tensor", "enable_grad", "functional", "is_grad_enabled", "no_grad", "tensor"]
+__all__ = [
+    "Tensor",
+    "as_tensor",
+    "data",
+    "enable_grad",
+    "filters",
+    "functional",
+    "is_grad_enabled",
+    "load",
+    "models",
+    "nn",
+    "no_grad",
+    "optim",
+    "save",
+    "signal",
+    "summary",
+    "tensor",
+]
