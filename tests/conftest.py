@@ -56,7 +56,10 @@ def gradcheck(f: Callable[..., cl.Tensor], *inputs: np.ndarray, tol: float = 1e-
     expected = numerical_gradients(f, inputs)
     worst = 0.0
     for t, e in zip(tensors, expected, strict=True):
-        worst = max(worst, relative_error(t.grad, e))
+        assert t.grad is not None, "autograd produced no gradient for an input"
+        error = relative_error(t.grad, e)
+        assert np.isfinite(error), f"gradient is not finite: relative error {error}"
+        worst = max(worst, error)
     assert worst < tol, f"autograd and central differences differ: relative error {worst:.3g}"
     return worst
 

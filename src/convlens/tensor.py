@@ -82,8 +82,9 @@ def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     if array.dtype == np.float64:
         return array.astype(np.float32)
     if array.dtype.kind not in "fiub":
-        raise TypeError(f"tensor: cannot make a tensor from {type(data).__name__} "
-                        f"(NumPy dtype {array.dtype})")
+        raise TypeError(
+            f"tensor: cannot make a tensor from {type(data).__name__} (NumPy dtype {array.dtype})"
+        )
     return array
 
 
@@ -169,10 +170,13 @@ class Tensor:
                 )
             seed = np.ones_like(self.data)
         else:
-            seed = np.asarray(gradient.data if isinstance(gradient, Tensor) else gradient,
-                              dtype=self.data.dtype)
+            seed = np.asarray(
+                gradient.data if isinstance(gradient, Tensor) else gradient, dtype=self.data.dtype
+            )
             if seed.shape != self.shape:
-                raise ValueError(f"backward: gradient has shape {seed.shape} but tensor has shape {self.shape}")
+                raise ValueError(
+                    f"backward: gradient has shape {seed.shape} but tensor has shape {self.shape}"
+                )
         grads: dict[int, np.ndarray] = {id(self): seed}
         for node in self._topological_order():
             grad = grads.pop(id(node), None)
@@ -244,7 +248,9 @@ class Tensor:
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"requires_grad_: only floating-point tensors can require gradients, got {self.dtype}")
+            raise TypeError(
+                f"requires_grad_: only floating-point tensors can require gradients, got {self.dtype}"
+            )
         self.requires_grad = requires_grad
         return self
 
@@ -283,24 +289,29 @@ class Tensor:
     # -- arithmetic (broadcasting, as NumPy and PyTorch) ---------------------
     def __add__(self, other: ArrayLike) -> Tensor:
         a, b = self, _as_operand(other, self)
-        return Tensor._from_op(a.data + b.data, (a, b),
-                               lambda g: (_unbroadcast(g, a.shape), _unbroadcast(g, b.shape)))
+        return Tensor._from_op(
+            a.data + b.data, (a, b), lambda g: (_unbroadcast(g, a.shape), _unbroadcast(g, b.shape))
+        )
 
     def __radd__(self, other: ArrayLike) -> Tensor:
         return _as_operand(other, self) + self
 
     def __sub__(self, other: ArrayLike) -> Tensor:
         a, b = self, _as_operand(other, self)
-        return Tensor._from_op(a.data - b.data, (a, b),
-                               lambda g: (_unbroadcast(g, a.shape), _unbroadcast(-g, b.shape)))
+        return Tensor._from_op(
+            a.data - b.data, (a, b), lambda g: (_unbroadcast(g, a.shape), _unbroadcast(-g, b.shape))
+        )
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
         return _as_operand(other, self) - self
 
     def __mul__(self, other: ArrayLike) -> Tensor:
         a, b = self, _as_operand(other, self)
-        return Tensor._from_op(a.data * b.data, (a, b),
-                               lambda g: (_unbroadcast(g * b.data, a.shape), _unbroadcast(g * a.data, b.shape)))
+        return Tensor._from_op(
+            a.data * b.data,
+            (a, b),
+            lambda g: (_unbroadcast(g * b.data, a.shape), _unbroadcast(g * a.data, b.shape)),
+        )
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
         return _as_operand(other, self) * self
@@ -318,7 +329,7 @@ class Tensor:
 
     def __pow__(self, exponent: ArrayLike) -> Tensor:
         a, b = self, _as_operand(exponent, self)
-        out = a.data ** b.data
+        out = a.data**b.data
 
         def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
             grad_a = _unbroadcast(g * b.data * a.data ** (b.data - 1), a.shape)
@@ -399,8 +410,10 @@ class Tensor:
         try:
             out = self.data.reshape(new_shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {old_shape} "
-                             f"({self.data.size} elements) into {tuple(new_shape)}") from None
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {old_shape} "
+                f"({self.data.size} elements) into {tuple(new_shape)}"
+            ) from None
         return Tensor._from_op(out, (self,), lambda g: (g.reshape(old_shape),))
 
     view = reshape
@@ -409,7 +422,7 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = _normalize_dims((start_dim, end_dim), self.ndim)
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def permute(self, *dims: int | Sequence[int]) -> Tensor:
@@ -437,7 +450,7 @@ class Tensor:
         if dim is None:
             return self.reshape(tuple(n for n in self.shape if n != 1))
         d = _normalize_dims(dim, self.ndim)[0]
-        return self.reshape(self.shape[:d] + self.shape[d + 1:]) if self.shape[d] == 1 else self
+        return self.reshape(self.shape[:d] + self.shape[d + 1 :]) if self.shape[d] == 1 else self
 
     def __getitem__(self, index: Any) -> Tensor:
         index = _raw_index(index)
@@ -445,7 +458,10 @@ class Tensor:
 
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
             grad = np.zeros(shape, dtype=dtype)
-            np.add.at(grad, index, g)  # fancy indices may repeat; add.at sums them
+            if _is_basic_index(index):
+                grad[index] = g  # slices and ints select each element at most once
+            else:
+                np.add.at(grad, index, g)  # fancy indices may repeat; add.at sums them
             return (grad,)
 
         return Tensor._from_op(self.data[index], (self,), backward)
@@ -477,7 +493,9 @@ class Tensor:
 
     def relu(self) -> Tensor:
         mask = self.data > 0
-        return Tensor._from_op(np.where(mask, self.data, 0).astype(self.dtype), (self,), lambda g: (g * mask,))
+        return Tensor._from_op(
+            np.where(mask, self.data, 0).astype(self.dtype), (self,), lambda g: (g * mask,)
+        )
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         x = self.data
@@ -518,25 +536,28 @@ def _extreme(t: Tensor, dim: int | None, keepdim: bool, reduce: Callable[..., np
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's ``@`` rules (1-D operands, batched broadcasting)."""
     if a.ndim == 0 or b.ndim == 0:
-        raise ValueError("matmul: both operands need at least one dimension, got shapes "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"matmul: both operands need at least one dimension, got shapes {a.shape} and {b.shape}"
+        )
     a2 = a.data[None, :] if a.ndim == 1 else a.data
     b2 = b.data[:, None] if b.ndim == 1 else b.data
     if a2.shape[-1] != b2.shape[-2]:
-        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align "
-                         f"({a2.shape[-1]} != {b2.shape[-2]})")
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align ({a2.shape[-1]} != {b2.shape[-2]})"
+        )
     out = a2 @ b2
+    full_shape = out.shape  # before the 1-D operands' axes are dropped below
 
     def backward(g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        g2 = g.reshape(out.shape)
+        g2 = g.reshape(full_shape)
         grad_a = _unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
         grad_b = _unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
-    if a.ndim == 1:
-        out = out[..., 0, :]
     if b.ndim == 1:
         out = out[..., 0]
+    if a.ndim == 1:
+        out = out[..., 0, :] if b.ndim > 1 else out[..., 0]
     return Tensor._from_op(out, (a, b), backward)
 
 
@@ -556,12 +577,23 @@ def _raw_index(index: Any) -> Any:
     return _raw(index)
 
 
+def _is_basic_index(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or (isinstance(i, slice | int | np.integer) and not isinstance(i, bool))
+        for i in items
+    )
+
+
 def _as_operand(x: ArrayLike, like: Tensor) -> Tensor:
     """Tensor for the other operand of a binary op; Python scalars take ``like``'s dtype."""
     if isinstance(x, Tensor):
         return x
-    if isinstance(x, int | float | bool) or (isinstance(x, np.ndarray | np.generic) and x.ndim == 0
-                                             and like.dtype.kind == "f"):
+    if isinstance(x, float) and like.dtype.kind != "f":
+        return _wrap(np.asarray(x, dtype=np.float32))  # int tensor * 2.5 must not truncate 2.5 to 2
+    if isinstance(x, int | float | bool) or (
+        isinstance(x, np.ndarray | np.generic) and x.ndim == 0 and like.dtype.kind == "f"
+    ):
         return _wrap(np.asarray(x, dtype=like.dtype))
     return Tensor(x)
 
