@@ -6,6 +6,7 @@
 
 from . import data, filters, functional, models, nn, optim, signal
 from .io import load, save
+from .nn.init import manual_seed
 from .summary import summary
 from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
@@ -20,6 +21,7 @@ __all__ = [
     "functional",
     "is_grad_enabled",
     "load",
+    "manual_seed",
     "models",
     "nn",
     "no_grad",

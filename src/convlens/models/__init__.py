@@ -1,1 +1,81 @@
-"""Placeholder: being written."""
+"""Ready-made models: LeNet-5 (modern and as published) and the lecture's two networks.
+
+Each model has an ``input_shape`` attribute (batch excluded): (1, 28, 28) for the
+modern LeNet-5, (1, 32, 32) for the classic one (the data pipeline pads MNIST's
+28x28 digits by 2 on each side to fit it), (1, 100, 100) for the lecture's networks.
+
+Training loops call ``model.loss(output, target)`` when the model defines it (the
+classic LeNet-5's MAP criterion) and ``F.cross_entropy`` otherwise; every model's
+output is a score per class whose argmax is the prediction.
+
+>>> from convlens import models, summary
+>>> summary(models.get("lenet5"), (1, 28, 28)).total_params
+61706
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import nn
+from .lecture import lecture_cnn, lecture_mlp, lenet5_modern
+from .lenet import C3_CONNECTIONS, DIGIT_BITMAPS, EuclideanRBF, LeNet5Classic, PartialConv2d, Subsampling2d
+
+__all__ = [
+    "C3_CONNECTIONS",
+    "DIGIT_BITMAPS",
+    "EuclideanRBF",
+    "LeNet5Classic",
+    "PartialConv2d",
+    "Subsampling2d",
+    "available",
+    "get",
+    "lecture_cnn",
+    "lecture_mlp",
+    "lenet5",
+]
+
+
+def lenet5(variant: str = "modern", num_classes: int = 10) -> nn.Module:
+    """LeNet-5. ``variant="modern"``: ReLU, max pooling, full C3, 1x28x28 input,
+    61,706 parameters (``lenet5_modern``). ``variant="classic"``: LeCun et al. 1998
+    as published, 1x32x32 input, scaled tanh, trainable subsampling, partial C3,
+    RBF output with the MAP loss (``LeNet5Classic``).
+    """
+    if variant == "modern":
+        return lenet5_modern(num_classes)
+    if variant == "classic":
+        model = LeNet5Classic(num_classes)
+        model._factory = ("lenet5", {"variant": "classic", "num_classes": num_classes})
+        return model
+    raise ValueError(f"lenet5: variant must be 'modern' or 'classic'. Received: variant={variant!r}")
+
+
+def _lenet5_classic(num_classes: int = 10) -> nn.Module:
+    return lenet5("classic", num_classes)
+
+
+_FACTORIES: dict[str, Callable[..., nn.Module]] = {
+    "lenet5": lenet5,
+    "lenet5_classic": _lenet5_classic,
+    "lecture_cnn": lecture_cnn,
+    "lecture_mlp": lecture_mlp,
+}
+
+
+def available() -> list[str]:
+    """Names ``get`` accepts (``-`` and ``_`` are interchangeable)."""
+    return sorted(_FACTORIES)
+
+
+def get(name: str, **kwargs: Any) -> nn.Module:
+    """Build a model by name: "lenet5", "lenet5-classic", "lecture_cnn", "lecture_mlp".
+
+    >>> get("lenet5-classic").input_shape
+    (1, 32, 32)
+    """
+    key = name.lower().replace("-", "_")
+    if key not in _FACTORIES:
+        raise ValueError(f"models.get: unknown model {name!r}; available: {', '.join(available())}")
+    return _FACTORIES[key](**kwargs)
