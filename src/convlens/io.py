@@ -1,9 +1,388 @@
-"""Placeholder: being written."""
+"""Checkpoints: weights in safetensors, architecture and training config in JSON.
+
+A checkpoint at ``path`` is a set of files next to each other::
+
+    run/lenet5.safetensors        the model's state_dict (PyTorch key names)
+    run/lenet5.optim.safetensors  optimizer state arrays (only if an optimizer was saved)
+    run/lenet5.json               architecture (model.get_config()), training config,
+                                  convlens version, optimizer scalars, SHA-256 of the above
+
+``path`` may be given with or without those suffixes (``run/lenet5``,
+``run/lenet5.json`` and ``run/lenet5.safetensors`` name the same checkpoint); an
+existing directory means ``<directory>/model``. The weights file is a plain
+safetensors file whose keys are the model's ``state_dict`` keys, so it loads
+into the equivalent PyTorch model with ``safetensors.torch.load_file``.
+
+Every file is written atomically (a temp file in the same directory, then
+``os.replace``), arrays first and the JSON last: the JSON records the SHA-256 of
+the array files, so a checkpoint interrupted mid-save, or half overwritten, is
+detected on load instead of silently mixing two states.
+
+>>> import tempfile, os, convlens as cl
+>>> from convlens import nn
+>>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+>>> path = os.path.join(tempfile.mkdtemp(), "tiny")
+>>> _ = cl.save(model, path, config={"epoch": 3})
+>>> sorted(os.listdir(os.path.dirname(path)))
+['tiny.json', 'tiny.safetensors']
+>>> restored = cl.load(path)
+>>> [k for k in restored.state_dict()]
+['0.weight', '0.bias', '2.weight', '2.bias']
+
+Resuming training::
+
+    ckpt = cl.io.load(path, with_optimizer=True)      # a Checkpoint
+    model = ckpt.model
+    optimizer = cl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    optimizer.load_state_dict(ckpt.optimizer_state)
+    start_epoch = ckpt.config["epoch"] + 1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import safetensors.numpy as safetensors_numpy
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointFiles",
+    "checkpoint_files",
+    "load",
+    "load_into",
+    "save",
+    "write_atomically",
+]
+
+FORMAT = "convlens.checkpoint"
+FORMAT_VERSION = 1
+_SUFFIXES = (".optim.safetensors", ".safetensors", ".json")
 
 
-def save(*args, **kwargs):
-    raise NotImplementedError
+class CheckpointFiles(NamedTuple):
+    """The paths of one checkpoint's files."""
+
+    weights: Path
+    optimizer: Path
+    meta: Path
 
 
-def load(*args, **kwargs):
-    raise NotImplementedError
+@dataclass
+class Checkpoint:
+    """Everything a checkpoint holds, for resuming training.
+
+    Attributes:
+        model: the rebuilt model with its weights (None for :func:`load_into`, which
+            loads into the model you pass).
+        config: the training config given to :func:`save` (epoch, lr, ...).
+        optimizer_state: ``optimizer.state_dict()`` as saved (feed it to
+            ``optimizer.load_state_dict``), or None.
+        optimizer_type: the optimizer's class name, e.g. ``"SGD"``, or None.
+        extra: anything else given to :func:`save`.
+        architecture: ``model.get_config()`` as saved.
+        convlens_version: the version that wrote it.
+        files: the checkpoint's paths.
+    """
+
+    model: Any
+    config: dict[str, Any]
+    optimizer_state: dict[str, Any] | None
+    optimizer_type: str | None
+    extra: dict[str, Any]
+    architecture: dict[str, Any]
+    convlens_version: str
+    files: CheckpointFiles = field(repr=False)
+
+
+def checkpoint_files(path: str | os.PathLike) -> CheckpointFiles:
+    """The files of the checkpoint named by ``path`` (see the module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model"
+    name = path.name
+    for suffix in _SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
+    base = path.with_name(name)
+    return CheckpointFiles(
+        *(base.with_name(name + s) for s in (".safetensors", ".optim.safetensors", ".json"))
+    )
+
+
+def save(
+    model: Any,
+    path: str | os.PathLike,
+    config: dict[str, Any] | None = None,
+    optimizer: Any = None,
+    extra: dict[str, Any] | None = None,
+) -> CheckpointFiles:
+    """Save ``model`` (weights + architecture), and optionally training state, at ``path``.
+
+    Args:
+        model: an ``nn.Module`` (anything with ``state_dict()`` and ``get_config()``).
+        path: the checkpoint's name, e.g. ``"run/lenet5"``; parent directories are created.
+        config: JSON-able training config (epoch, lr, data set, ...), returned by
+            ``load(..., with_optimizer=True).config``.
+        optimizer: an optimizer whose ``state_dict()`` is saved for resuming.
+        extra: any other JSON-able data (metrics, history).
+
+    Returns:
+        The paths written.
+    """
+    from . import __version__
+
+    files = checkpoint_files(path)
+    files.meta.parent.mkdir(parents=True, exist_ok=True)
+    for method in ("state_dict", "get_config"):
+        if not callable(getattr(model, method, None)):
+            raise TypeError(f"save: model must have {method}() (an nn.Module), got {type(model).__name__}")
+    weights = {key: np.ascontiguousarray(_array(value)) for key, value in model.state_dict().items()}
+    meta: dict[str, Any] = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "convlens_version": __version__,
+        "model": model.get_config(),
+        "config": config or {},
+        "extra": extra or {},
+    }
+    _to_json(meta)  # fail on a non-JSON config before anything is written
+    payload = safetensors_numpy.save(weights, metadata={"producer": f"convlens {__version__}"})
+    write_atomically(files.weights, payload)
+    meta["weights"] = {"file": files.weights.name, "sha256": hashlib.sha256(payload).hexdigest()}
+    if optimizer is not None:
+        arrays, meta["optimizer"] = _split_optimizer_state(optimizer)
+        payload = safetensors_numpy.save(arrays)
+        write_atomically(files.optimizer, payload)
+        meta["optimizer"]["file"] = files.optimizer.name
+        meta["optimizer"]["sha256"] = hashlib.sha256(payload).hexdigest()
+    write_atomically(files.meta, _to_json(meta).encode())
+    if optimizer is None:  # a stale optimizer file from an earlier save would mislead
+        with contextlib.suppress(FileNotFoundError):
+            files.optimizer.unlink()
+    return files
+
+
+def load(path: str | os.PathLike, with_optimizer: bool = False) -> Any:
+    """Rebuild the model saved at ``path`` (``nn.from_config`` + ``load_state_dict``).
+
+    Returns:
+        The model; with ``with_optimizer=True`` a :class:`Checkpoint` (model,
+        training config, optimizer state, extra) for resuming.
+
+    Raises:
+        FileNotFoundError: a file of the checkpoint is missing (named).
+        ValueError: a file is corrupt, truncated, or does not belong with the others.
+    """
+    from . import nn
+
+    files = checkpoint_files(path)
+    meta = _read_meta(files)
+    try:
+        model = nn.from_config(meta["model"])
+    except (ValueError, TypeError, KeyError) as error:
+        raise ValueError(f"load: cannot rebuild the model described in {files.meta}: {error}") from error
+    _load_weights(model, files, meta)
+    if not with_optimizer:
+        return model
+    return _checkpoint(model, files, meta)
+
+
+def load_into(model: Any, path: str | os.PathLike, optimizer: Any = None) -> Checkpoint:
+    """Load the checkpoint at ``path`` into an existing ``model`` (and ``optimizer``).
+
+    The checkpoint's architecture must equal ``model.get_config()``; otherwise
+    ValueError says both, e.g. ``checkpoint is lenet5(variant='classic') but the
+    model is lenet5(variant='modern')``.
+
+    Returns:
+        The :class:`Checkpoint` (with ``model=None``; the config tells where to resume).
+    """
+    files = checkpoint_files(path)
+    meta = _read_meta(files)
+    saved, current = meta["model"], json.loads(_to_json(model.get_config()))
+    if saved != current:
+        raise ValueError(
+            f"load_into: checkpoint {files.meta} is {_describe(saved)} but the model is "
+            f"{_describe(current)} (first difference at {_first_difference(saved, current)})"
+        )
+    _load_weights(model, files, meta)
+    checkpoint = _checkpoint(None, files, meta)
+    if optimizer is not None:
+        if checkpoint.optimizer_state is None:
+            raise ValueError(f"load_into: checkpoint {files.meta} holds no optimizer state to load")
+        if checkpoint.optimizer_type != type(optimizer).__name__:
+            raise ValueError(
+                f"load_into: checkpoint {files.meta} holds {checkpoint.optimizer_type} state but the "
+                f"optimizer is {type(optimizer).__name__}"
+            )
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+    return checkpoint
+
+
+def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` via a synced temp file in the same directory and ``os.replace``.
+
+    Readers see the old file or the new one, never a partial write.
+    """
+    path = Path(path)
+    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp_name, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _array(value: Any) -> np.ndarray:
+    return np.asarray(getattr(value, "data", value))
+
+
+def _to_json(meta: dict[str, Any]) -> str:
+    def default(value: Any) -> Any:
+        if isinstance(value, np.generic):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        if isinstance(value, os.PathLike):
+            return os.fspath(value)
+        raise TypeError(f"save: cannot store {type(value).__name__} in a checkpoint's JSON: {value!r}")
+
+    return json.dumps(meta, indent=2, default=default, allow_nan=True) + "\n"
+
+
+def _split_optimizer_state(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays (safetensors keys ``state.<index>.<name>``) and a JSON-able rest."""
+    state_dict = optimizer.state_dict()
+    arrays: dict[str, np.ndarray] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for index, state in state_dict["state"].items():
+        scalars[str(index)] = {}
+        for name, value in state.items():
+            if isinstance(value, np.ndarray) or hasattr(value, "data"):
+                arrays[f"state.{index}.{name}"] = np.ascontiguousarray(_array(value))
+            else:
+                scalars[str(index)][name] = value
+    return arrays, {
+        "type": type(optimizer).__name__,
+        "param_groups": state_dict["param_groups"],
+        "state": scalars,
+    }
+
+
+def _read_meta(files: CheckpointFiles) -> dict[str, Any]:
+    if not files.meta.is_file():
+        raise FileNotFoundError(f"load: checkpoint file {files.meta} not found")
+    try:
+        meta = json.loads(files.meta.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"load: {files.meta} is not valid JSON ({error}); the checkpoint is corrupt"
+        ) from None
+    if (
+        not isinstance(meta, dict)
+        or meta.get("format") != FORMAT
+        or "model" not in meta
+        or "weights" not in meta
+    ):
+        raise ValueError(f"load: {files.meta} is not a convlens checkpoint (no format/model/weights entries)")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"load: {files.meta} has format_version {meta['format_version']}, newer than this convlens "
+            f"reads ({FORMAT_VERSION}); upgrade convlens"
+        )
+    return meta
+
+
+def _read_arrays(path: Path, sha256: str | None) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise FileNotFoundError(f"load: checkpoint file {path} not found")
+    payload = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
+        raise ValueError(
+            f"load: {path} does not match the checksum recorded in its .json: the file is corrupt, "
+            "truncated, or from another save"
+        )
+    try:
+        return safetensors_numpy.load(payload)
+    except Exception as error:  # safetensors raises its own SafetensorError
+        raise ValueError(f"load: {path} is not a valid safetensors file ({error})") from None
+
+
+def _load_weights(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> None:
+    weights = _read_arrays(files.weights, meta["weights"].get("sha256"))
+    try:
+        model.load_state_dict(weights)
+    except (RuntimeError, ValueError, KeyError) as error:
+        raise ValueError(f"load: the weights in {files.weights} do not fit the model: {error}") from error
+
+
+def _checkpoint(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> Checkpoint:
+    saved = meta.get("optimizer")
+    optimizer_state = None
+    if saved is not None:
+        arrays = _read_arrays(files.optimizer, saved.get("sha256"))
+        state: dict[int, dict[str, Any]] = {int(i): dict(s) for i, s in saved["state"].items()}
+        for key, value in arrays.items():
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+        optimizer_state = {"state": state, "param_groups": saved["param_groups"]}
+    return Checkpoint(
+        model=model,
+        config=meta.get("config", {}),
+        optimizer_state=optimizer_state,
+        optimizer_type=None if saved is None else saved.get("type"),
+        extra=meta.get("extra", {}),
+        architecture=meta["model"],
+        convlens_version=meta.get("convlens_version", "unknown"),
+        files=files,
+    )
+
+
+def _describe(config: Any, limit: int = 160) -> str:
+    """A short Python-like rendering of an architecture config: ``lenet5(variant='classic')``."""
+    if isinstance(config, dict) and "factory" in config:
+        text = f"{config['factory']}({_kwargs(config.get('kwargs', {}))})"
+    elif isinstance(config, dict) and "modules" in config:
+        children = ", ".join(_describe(child, limit) for _, child in config["modules"])
+        text = f"{config.get('class', 'Sequential')}({children})"
+    elif isinstance(config, dict) and "class" in config:
+        text = f"{config['class']}({_kwargs(config.get('args', {}))})"
+    else:
+        text = json.dumps(config, sort_keys=True)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kwargs(arguments: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in arguments.items())
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            if a.get(key, _MISSING) != b.get(key, _MISSING):
+                return _first_difference(a.get(key, _MISSING), b.get(key, _MISSING), f"{where}.{key}")
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{where}[{i}]")
+    shown = ["(absent)" if v is _MISSING else json.dumps(v)[:60] for v in (a, b)]
+    return f"{where.lstrip('.') or 'top level'}: {shown[0]} vs {shown[1]}"
+
+
+_MISSING = object()

@@ -1,0 +1,1 @@
+"""Data files shipped inside the package (see each folder's README for provenance)."""
