@@ -4,7 +4,7 @@
 >>> from convlens import nn, optim, functional as F
 """
 
-from . import data, filters, functional, models, nn, optim, signal
+from . import backend, data, filters, functional, models, nn, optim, signal, viz
 from .io import load, save
 from .nn.init import manual_seed
 from .summary import summary
@@ -14,6 +14,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Tensor",
+    "backend",
+    "backend",
     "as_tensor",
     "data",
     "enable_grad",
@@ -30,4 +32,5 @@ __all__ = [
     "signal",
     "summary",
     "tensor",
+    "viz",
 ]
