@@ -1,1 +1,608 @@
-"""Placeholder: being written."""
+"""Training loop: ``fit`` a model, ``evaluate`` it, resume from a checkpoint.
+
+::
+
+    import convlens as cl
+    from convlens import data, optim
+    from convlens.train import evaluate, fit
+
+    train, test = data.load_dataset("mnist-5k")
+    normalize = data.Normalize(0.1307, 0.3081)
+    train_loader = data.DataLoader(train, 64, shuffle=True, seed=0, transform=normalize)
+    test_loader = data.DataLoader(test, 500, transform=normalize)
+    cl.nn.init.manual_seed(0)
+    model = cl.models.lenet5()
+    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    history = fit(model, train_loader, test_loader, optimizer=optimizer, epochs=5,
+                  checkpoint_path="runs/demo/checkpoint")
+    evaluate(model, test_loader).confusion     # 10 x 10, rows: true class
+
+``fit`` runs ``epochs`` passes over ``train_loader`` (each batch: forward, loss,
+backward, ``optimizer.step()``), then validates on ``val_loader`` with
+``model.eval()`` under ``cl.no_grad()``. It returns a :class:`History` (one record
+per epoch, JSON-able). A non-finite loss raises :class:`TrainingDivergedError`;
+Ctrl-C (``KeyboardInterrupt``) saves a checkpoint (when ``checkpoint_path`` is
+given) and returns the history so far with ``history.interrupted = True``.
+
+Reproducibility: the same seed gives the same losses, bit for bit. The model's
+initialisation is seeded by whoever builds it (``nn.init.manual_seed``); the
+batches of epoch ``e`` are a function of the loader's seed and ``e``: ``fit``
+calls ``loader.set_epoch(e)`` (the shuffling order) and reseeds every random
+transform of the loader (e.g. ``RandomShift``) from ``(loader.seed, e)``. So a
+run resumed from a checkpoint, even one written in the middle of an epoch
+(the batches already done are skipped), continues exactly as the uninterrupted
+run would have.
+
+Cost per step: one forward, one backward, ``optimizer.zero_grad()`` and
+``optimizer.step()``, and O(1) bookkeeping (a ``loss.item()`` for the NaN check,
+an argmax for the accuracy); the batch array is wrapped, not copied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor, no_grad
+
+__all__ = [
+    "Callback",
+    "EpochRecord",
+    "EvalResult",
+    "History",
+    "TrainingDiverged",
+    "TrainingDivergedError",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+TrainingDiverged = TrainingDivergedError  # the short name
+
+
+# ----------------------------------------------------------------------------- history
+@dataclass
+class EpochRecord:
+    """What one epoch did. ``val_*`` are ``None`` without a validation loader."""
+
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float | None
+    val_acc: float | None
+    seconds: float
+    images_per_sec: float
+    lr: float | None = None
+
+
+@dataclass
+class History:
+    """Per-epoch records of a :func:`fit` run; ``to_dict()`` is JSON-able."""
+
+    epochs: list[EpochRecord] = field(default_factory=list)
+    interrupted: bool = False
+
+    def _column(self, name: str) -> list[Any]:
+        return [getattr(record, name) for record in self.epochs]
+
+    @property
+    def train_loss(self) -> list[float]:
+        return self._column("train_loss")
+
+    @property
+    def train_acc(self) -> list[float]:
+        return self._column("train_acc")
+
+    @property
+    def val_loss(self) -> list[float | None]:
+        return self._column("val_loss")
+
+    @property
+    def val_acc(self) -> list[float | None]:
+        return self._column("val_acc")
+
+    @property
+    def seconds(self) -> list[float]:
+        return self._column("seconds")
+
+    @property
+    def images_per_sec(self) -> list[float]:
+        return self._column("images_per_sec")
+
+    def __len__(self) -> int:
+        return len(self.epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": [asdict(record) for record in self.epochs], "interrupted": self.interrupted}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> History:
+        return cls(
+            [EpochRecord(**record) for record in state.get("epochs", [])],
+            bool(state.get("interrupted", False)),
+        )
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------- callbacks
+class Callback:
+    """Hooks called by :func:`fit`; override the ones you need.
+
+    ``state`` is the live :class:`FitState` (model, optimizer, epoch, step, ...).
+    Raising ``KeyboardInterrupt`` from a hook behaves like Ctrl-C.
+    """
+
+    def on_epoch_start(self, state: FitState) -> None: ...
+
+    def on_batch_end(self, state: FitState, loss: float) -> None: ...
+
+    def on_epoch_end(self, state: FitState, record: EpochRecord) -> None: ...
+
+
+@dataclass
+class FitState:
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    history: History
+    epoch: int = 0  # the epoch being run (0-based)
+    step: int = 0  # batches done in this epoch
+    global_step: int = 0
+    # running sums of the epoch so far, so a mid-epoch resume reports the same figures
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    def partial(self) -> dict[str, Any]:
+        return {
+            "loss_sum": self.loss_sum,
+            "correct": self.correct,
+            "seen": self.seen,
+            "seconds": self.seconds,
+        }
+
+
+# --------------------------------------------------------------------------- checkpoint
+CHECKPOINT_KIND = "convlens-train-checkpoint"
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Any,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    *,
+    epoch: int = 0,
+    step: int = 0,
+    history: History | None = None,
+    config: dict[str, Any] | None = None,
+    partial: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights, architecture, optimizer/scheduler state and the epoch counter (``cl.save``).
+
+    ``epoch``/``step`` say where training stands: ``step`` batches of epoch
+    ``epoch`` (0-based) are done; ``step == 0`` means the epoch has not started.
+    ``config`` (e.g. the command-line settings) is stored as the checkpoint's config.
+    """
+    from .io import save
+
+    extra = {
+        "kind": CHECKPOINT_KIND,
+        "epoch": int(epoch),
+        "step": int(step),
+        "history": (history or History()).to_dict(),
+        "partial": partial or {},
+    }
+    if scheduler is not None and hasattr(scheduler, "state_dict"):
+        extra["scheduler"] = scheduler.state_dict()
+    path = Path(path)
+    save(model, path, config=_jsonable(config or {}), optimizer=optimizer, extra=_jsonable(extra))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (or ``cl.save``).
+
+    Returns a dict with ``model`` (the rebuilt model, or ``model`` with the weights
+    loaded into it), ``optimizer_state`` (or ``None``), ``epoch``, ``step``,
+    ``history`` (a :class:`History`), ``config``, ``scheduler_state`` and ``partial``.
+    When ``optimizer`` is given its state is restored too.
+    """
+    from .io import load, load_into
+
+    if model is not None:
+        checkpoint = load_into(model, path, optimizer=optimizer)
+        checkpoint.model = model
+    else:
+        checkpoint = load(path, with_optimizer=True)
+        if optimizer is not None and checkpoint.optimizer_state is not None:
+            optimizer.load_state_dict(checkpoint.optimizer_state)
+    extra = dict(checkpoint.extra or {})
+    return {
+        "model": checkpoint.model,
+        "optimizer_state": checkpoint.optimizer_state,
+        "epoch": int(extra.get("epoch", 0)),
+        "step": int(extra.get("step", 0)),
+        "history": History.from_dict(extra.get("history") or {}),
+        "config": dict(checkpoint.config or {}),
+        "scheduler_state": extra.get("scheduler"),
+        "partial": extra.get("partial") or {},
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+# ------------------------------------------------------------------------------ helpers
+def default_loss(model: Any) -> LossFn:
+    """``model.loss`` when the model defines its own (classic LeNet-5), else cross-entropy."""
+    loss = getattr(model, "loss", None)
+    if callable(loss):
+        return loss
+    from .functional import cross_entropy
+
+    return cross_entropy
+
+
+def predict_classes(model: Any, output: Tensor | np.ndarray) -> np.ndarray:
+    """Predicted class per row of ``output``: ``model.predict_classes`` if defined, else argmax."""
+    custom = getattr(model, "predict_classes", None)
+    if callable(custom):
+        return np.asarray(custom(output))
+    data = output.data if isinstance(output, Tensor) else np.asarray(output)
+    return data.argmax(axis=1)
+
+
+def _as_batch(batch: Any) -> tuple[Tensor, np.ndarray]:
+    x, y = batch[0], batch[1]
+    target = y.data if isinstance(y, Tensor) else np.asarray(y)
+    return _wrap(x), target
+
+
+def _wrap(x: Any) -> Tensor:
+    """A Tensor viewing the batch's array (``cl.tensor`` would copy it; the loader made it fresh)."""
+    if isinstance(x, Tensor):
+        return x
+    return Tensor._from_op(np.asarray(x), (), lambda g: ())
+
+
+def _current_lr(optimizer: Any) -> float | None:
+    groups = getattr(optimizer, "param_groups", None)
+    if groups:
+        return float(groups[0]["lr"])
+    lr = getattr(optimizer, "lr", None)
+    return float(lr) if lr is not None else None
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """Make epoch ``epoch``'s batches a function of (loader seed, epoch): order and augmentation."""
+    set_epoch = getattr(loader, "set_epoch", None)
+    if callable(set_epoch):
+        set_epoch(epoch)
+    seed = getattr(loader, "seed", None)
+    transform = getattr(loader, "transform", None)
+    if seed is None or transform is None:
+        return
+    for index, step in enumerate(getattr(transform, "transforms", [transform])):
+        if isinstance(getattr(step, "rng", None), np.random.Generator):
+            step.rng = np.random.default_rng([int(seed), int(epoch), index])
+
+
+def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
+    """A tqdm bar on stderr, disabled unless ``enabled`` and stderr is a terminal."""
+    from tqdm.auto import tqdm
+
+    show = enabled and sys.stderr.isatty()
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno()) if show else None
+    except (OSError, ValueError):
+        size = None
+    # some pseudo-terminals report a 0 x 0 size, with which tqdm draws nothing
+    known = size is not None and size.columns > 0 and size.lines > 0
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="batch",
+        leave=False,
+        disable=not show,
+        dynamic_ncols=known,
+        ncols=None if known else 100,
+        nrows=None if known else 24,
+    )
+
+
+def _safe_len(loader: Any) -> int | None:
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
+# --------------------------------------------------------------------------------- fit
+def fit(
+    model: Any,
+    train_loader: Iterable,
+    val_loader: Iterable | None = None,
+    *,
+    optimizer: Any,
+    epochs: int = 1,
+    scheduler: Any = None,
+    loss_fn: LossFn | None = None,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+    verbose: bool = False,
+    log: Callable[[str], None] = print,
+    checkpoint_path: str | os.PathLike | None = None,
+    resume: str | os.PathLike | dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> History:
+    """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones).
+
+    Args:
+        model: an ``nn.Module``; its ``loss(output, target)`` is used when it has one.
+        train_loader: iterable of ``(images, labels)`` batches (arrays or Tensors).
+        val_loader: evaluated after every epoch (``model.eval()``, no graph).
+        optimizer: e.g. ``optim.SGD(model.parameters(), lr=0.05, momentum=0.9)``.
+        epochs: total number of epochs; a resumed run continues up to it.
+        scheduler: stepped once per epoch (``scheduler.step()``).
+        loss_fn: ``loss_fn(output, target) -> scalar Tensor``; default
+            ``model.loss`` or ``F.cross_entropy``.
+        callbacks: :class:`Callback` objects.
+        progress: show a tqdm bar (only when stderr is a terminal).
+        verbose: ``log`` one line per epoch.
+        checkpoint_path: written after every epoch and on Ctrl-C.
+        resume: a checkpoint path (or a :func:`load_checkpoint` dict) to
+            continue from: restores weights, optimizer and scheduler state,
+            the epoch/step counter and the history.
+        config: stored in the checkpoint (e.g. the CLI arguments).
+
+    Returns:
+        The :class:`History`; ``history.interrupted`` is True after Ctrl-C.
+
+    Raises:
+        TrainingDivergedError: the loss became NaN or infinite.
+    """
+    if epochs < 0:
+        raise ValueError(f"fit: epochs must be non-negative. Received: epochs={epochs}")
+    loss_fn = loss_fn or default_loss(model)
+    history, start_epoch, partial = History(), 0, {}
+    if resume is not None:
+        saved = resume if isinstance(resume, dict) else load_checkpoint(resume)
+        _restore(model, optimizer, scheduler, saved)
+        history, start_epoch = saved["history"], saved["epoch"]
+        history.interrupted = False
+        partial = {**saved.get("partial", {}), "step": saved["step"]}
+    state = FitState(model, optimizer, scheduler, history, epoch=start_epoch)
+    state.global_step = start_epoch * (_safe_len(train_loader) or 0) + int(partial.get("step", 0))
+
+    def checkpoint(epoch: int, step: int) -> None:
+        if checkpoint_path is not None:
+            save_checkpoint(
+                checkpoint_path,
+                model,
+                optimizer,
+                scheduler,
+                epoch=epoch,
+                step=step,
+                history=history,
+                config=config,
+                partial=state.partial() if step else None,
+            )
+
+    for epoch in range(start_epoch, epochs):
+        state.epoch, state.step = epoch, int(partial.get("step", 0))
+        state.loss_sum = float(partial.get("loss_sum", 0.0))
+        state.correct, state.seen = int(partial.get("correct", 0)), int(partial.get("seen", 0))
+        state.seconds = float(partial.get("seconds", 0.0))
+        partial = {}
+        try:
+            record = _train_epoch(model, train_loader, optimizer, loss_fn, state, callbacks, progress, epochs)
+            if val_loader is not None:
+                result = evaluate(model, val_loader, loss_fn=loss_fn)
+                record.val_loss, record.val_acc = result.loss, result.accuracy
+        except KeyboardInterrupt:
+            checkpoint(epoch, state.step)
+            history.interrupted = True
+            return history
+        if scheduler is not None:
+            scheduler.step()
+        history.epochs.append(record)
+        checkpoint(epoch + 1, 0)
+        if verbose:
+            log(format_record(record, epochs))
+        try:
+            for callback in callbacks:
+                callback.on_epoch_end(state, record)
+        except KeyboardInterrupt:
+            history.interrupted = True
+            return history
+    return history
+
+
+def format_record(record: EpochRecord, epochs: int | None = None) -> str:
+    """One human-readable line for an epoch."""
+    width = len(str(epochs)) if epochs else 1
+    of = f"/{epochs}" if epochs else ""
+    text = (
+        f"epoch {record.epoch + 1:>{width}}{of}  loss {record.train_loss:.4f}  "
+        f"acc {100 * record.train_acc:6.2f}%"
+    )
+    if record.val_acc is not None:
+        text += f"  val_loss {record.val_loss:.4f}  val_acc {100 * record.val_acc:6.2f}%"
+    return text + f"  {record.seconds:.1f}s  {record.images_per_sec:,.0f} img/s"
+
+
+def _restore(model: Any, optimizer: Any, scheduler: Any, state: dict[str, Any]) -> None:
+    loaded = state.get("model")
+    if loaded is not None and loaded is not model:
+        model.load_state_dict(loaded.state_dict())
+    if optimizer is not None and state.get("optimizer_state") is not None:
+        optimizer.load_state_dict(state["optimizer_state"])
+    if scheduler is not None and state.get("scheduler_state") is not None:
+        scheduler.load_state_dict(state["scheduler_state"])
+
+
+def _train_epoch(
+    model: Any,
+    loader: Iterable,
+    optimizer: Any,
+    loss_fn: LossFn,
+    state: FitState,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    epochs: int,
+) -> EpochRecord:
+    """One pass over ``loader``, continuing after the ``state.step`` batches already done."""
+    epoch, skip = state.epoch, state.step
+    model.train()
+    _set_epoch(loader, epoch)
+    for callback in callbacks:
+        callback.on_epoch_start(state)
+    start = time.perf_counter() - state.seconds
+    bar = _progress_bar(_safe_len(loader), f"epoch {epoch + 1}/{epochs}", progress)
+    try:
+        for index, batch in enumerate(loader):
+            if index < skip:  # done before the resume; iterating replays the loader's random stream
+                bar.update(1)
+                continue
+            x, target = _as_batch(batch)
+            output = model(x)
+            loss = loss_fn(output, _wrap(target))
+            value = float(loss.item())
+            if not math.isfinite(value):
+                raise TrainingDivergedError(_diverged_message(value, epoch, index, optimizer))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            n = len(target)
+            state.loss_sum += value * n
+            state.correct += int((predict_classes(model, output) == target).sum())
+            state.seen += n
+            state.step, state.global_step = index + 1, state.global_step + 1
+            state.seconds = time.perf_counter() - start
+            if not bar.disable:
+                bar.set_postfix_str(_bar_text(state), refresh=False)
+            bar.update(1)
+            for callback in callbacks:
+                callback.on_batch_end(state, value)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    seen = max(state.seen, 1)
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=state.loss_sum / seen,
+        train_acc=state.correct / seen,
+        val_loss=None,
+        val_acc=None,
+        seconds=seconds,
+        images_per_sec=state.seen / max(seconds, 1e-9),
+        lr=_current_lr(optimizer),
+    )
+
+
+def _bar_text(state: FitState) -> str:
+    seen = max(state.seen, 1)
+    return (
+        f"loss={state.loss_sum / seen:.4f} acc={100 * state.correct / seen:.2f}% "
+        f"{state.seen / max(state.seconds, 1e-9):,.0f} img/s"
+    )
+
+
+def _diverged_message(value: float, epoch: int, index: int, optimizer: Any) -> str:
+    lr = _current_lr(optimizer)
+    hint = f"; try a lower --lr (was {lr:g})" if lr is not None else "; try a lower learning rate"
+    return f"loss became {value} at epoch {epoch + 1}, step {index + 1}{hint}"
+
+
+# ---------------------------------------------------------------------------- evaluate
+@dataclass
+class EvalResult:
+    """Accuracy, mean loss, per-class accuracy and confusion matrix (rows: true, cols: predicted)."""
+
+    accuracy: float
+    loss: float
+    per_class_accuracy: np.ndarray
+    confusion: np.ndarray
+    count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accuracy": self.accuracy,
+            "loss": self.loss,
+            "per_class_accuracy": self.per_class_accuracy.tolist(),
+            "confusion": self.confusion.tolist(),
+            "count": self.count,
+        }
+
+
+def evaluate(
+    model: Any,
+    loader: Iterable,
+    *,
+    loss_fn: LossFn | None = None,
+    num_classes: int | None = None,
+) -> EvalResult:
+    """Evaluate ``model`` on ``loader`` in eval mode without recording a graph.
+
+    ``per_class_accuracy[c]`` is the recall of class ``c`` (NaN when ``c`` does not occur).
+    The model's train/eval mode is restored afterwards.
+    """
+    loss_fn = loss_fn or default_loss(model)
+    was_training = getattr(model, "training", True)
+    model.eval()
+    total_loss, seen = 0.0, 0
+    targets: list[np.ndarray] = []
+    predictions: list[np.ndarray] = []
+    try:
+        with no_grad():
+            for batch in loader:
+                x, target = _as_batch(batch)
+                output = model(x)
+                total_loss += float(loss_fn(output, _wrap(target)).item()) * len(target)
+                seen += len(target)
+                targets.append(target)
+                predictions.append(predict_classes(model, output))
+    finally:
+        model.train(was_training)
+    true = np.concatenate(targets).astype(np.int64) if targets else np.zeros(0, np.int64)
+    pred = np.concatenate(predictions).astype(np.int64) if predictions else np.zeros(0, np.int64)
+    k = num_classes or int(max(true.max(initial=-1), pred.max(initial=-1)) + 1)
+    confusion = np.bincount(true * k + pred, minlength=k * k).reshape(k, k)
+    support = confusion.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.diag(confusion) / support
+    return EvalResult(
+        accuracy=float((true == pred).mean()) if seen else float("nan"),
+        loss=total_loss / seen if seen else float("nan"),
+        per_class_accuracy=per_class,
+        confusion=confusion,
+        count=seen,
+    )
