@@ -224,6 +224,9 @@ class LeNet5Classic(nn.Sequential):
     """
 
     input_shape = (1, 32, 32)
+    # Section II.B: pixels scaled so the background is -0.1 and the ink 1.175, which
+    # makes the input mean roughly 0 and its variance roughly 1.
+    input_levels = (-0.1, 1.175)
     map_constant = 1.0  # the paper's j in exp(-j): penalties above it are not pushed further
 
     def __init__(self, num_classes: int = 10):
