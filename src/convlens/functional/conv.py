@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import backend
 from ..tensor import Tensor, as_tensor
 from ._args import ntuple, output_size
 from .pad import check_spatial_padding, pad_spatial, pad_spatial_backward
@@ -351,39 +352,238 @@ def _columns_gradient(wm: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.matmul(wm.swapaxes(1, 2), rows.swapaxes(1, 2))
 
 
+# Convolution proper. Columns come in two layouts, picked per layer by the
+# number of input channels per group (PERFORMANCE.md, decision 2):
+#
+# - tap-major ``(G, C/G * K, N * P)``, row (c, tap), column (n, position):
+#   with few channels a row is a long contiguous run of output positions, and
+#   the input gradient is one GEMM then one strided add per (tap) block;
+# - channel-minor ``(G, N * P, K * C/G)``, row (n, position), column (tap, c):
+#   with many channels the runs of ``C`` channels of a channels-last image are
+#   long, and the input gradient is one GEMM per tap (a ``(N*P, C)`` block)
+#   added at a strided offset into a channels-last gradient.
+#
+# Activations are channels-last in memory (``(N, *S, C)``) behind an
+# ``(N, C, *S)`` view: the forward GEMM writes its rows straight into that
+# memory, and the next layer's im2col or backward reads it without a copy.
+_TAP_MAJOR_BELOW = 16
+
+
+def _tap_major(channels_per_group: int) -> bool:
+    return channels_per_group < _TAP_MAJOR_BELOW
+
+
+@dataclass(frozen=True)
+class _Saved:
+    """What the backward needs from the forward: the columns, their layout, the input shape.
+
+    With a bias the columns carry one extra row (tap-major) or column
+    (channel-minor) of ones, so the forward GEMM adds the bias and the
+    weight-gradient GEMM yields the bias gradient as its last row.
+    """
+
+    cols: np.ndarray
+    tap_major: bool
+    with_ones: bool
+    input_shape: tuple[int, ...]
+
+
+def _is_channels_last(x: np.ndarray) -> bool:
+    """True when the channel axis (1) has the smallest stride: ``(N, *S, C)`` memory."""
+    return x.strides[1] <= min(abs(s) for s in x.strides[2:])
+
+
+def _interior(pads: Sequence[tuple[int, int]], size: Sequence[int]) -> tuple[slice, ...]:
+    """Slices of a padded spatial block that hold the unpadded input."""
+    return tuple(slice(before, before + n) for (before, _), n in zip(pads, size, strict=True))
+
+
+def _padded_size(size: Sequence[int], pads: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    return tuple(m + before + after for m, (before, after) in zip(size, pads, strict=True))
+
+
+def _padded_channels_last(x: np.ndarray, pads: Sequence[tuple[int, int]], mode: str, channels_last: bool):
+    """The padded input as an ``(N, *Sp, C)`` view; memory channels-last iff ``channels_last``.
+
+    Unpadded inputs are not copied (im2col copies anyway). Zero padding goes into
+    a fresh buffer of the requested memory order, so the im2col that follows
+    reads long runs.
+    """
+    if not any(before or after for before, after in pads):
+        return np.moveaxis(x, 1, -1)
+    if mode != "zeros":
+        return np.moveaxis(pad_spatial(x, pads, mode), 1, -1)
+    n, c, spatial = x.shape[0], x.shape[1], _padded_size(x.shape[2:], pads)
+    if channels_last:
+        buffer = np.zeros((n, *spatial, c), dtype=x.dtype)
+        buffer[(slice(None), *_interior(pads, x.shape[2:]))] = np.moveaxis(x, 1, -1)
+        return buffer
+    buffer = np.zeros((n, c, *spatial), dtype=x.dtype)
+    buffer[(slice(None), slice(None), *_interior(pads, x.shape[2:]))] = x
+    return np.moveaxis(buffer, 1, -1)
+
+
+def _windows(xl: np.ndarray, g: ConvGeometry) -> np.ndarray:
+    """View ``(N, *out, C, *kernel)`` of a padded channels-last input.
+
+    ``windows[n, y, c, k] = xl[n, s*y + d*k, c]``.
+    """
+    d = len(g.kernel)
+    spans = tuple(dl * (k - 1) + 1 for k, dl in zip(g.kernel, g.dilation, strict=True))
+    windows = sliding_window_view(xl, spans, axis=tuple(range(1, 1 + d)))  # (N, *positions, C, *span)
+    positions = tuple(slice(None, s * (m - 1) + 1, s) for s, m in zip(g.stride, g.out_size, strict=True))
+    taps = tuple(slice(None, None, dl) for dl in g.dilation)
+    return windows[(slice(None), *positions, slice(None), *taps)]
+
+
+def _split(a: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``a`` reshaped without a copy (only splits axes); raises rather than silently copying."""
+    return np.reshape(a, shape, copy=False)
+
+
+def _columns(x: np.ndarray, g: ConvGeometry, tap_major: bool, with_ones: bool) -> np.ndarray:
+    """im2col in the requested layout (see the layout note above), plus a ones row/column for the bias.
+
+    One strided copy from a window view of the (padded) input into the final
+    buffer: tap-major reads runs along the last spatial axis of the input's own
+    memory order, channel-minor reads runs of channels of a channels-last input.
+    """
+    d, groups, n, c = len(g.kernel), g.groups, x.shape[0], x.shape[1]
+    cg, k, p = c // groups, math.prod(g.kernel), math.prod(g.out_size)
+    channels_last = not tap_major or _is_channels_last(x)
+    windows = _windows(_padded_channels_last(x, g.padding, g.padding_mode, channels_last), g)
+    spatial, kernel = tuple(range(1, 1 + d)), tuple(range(2 + d, 2 + 2 * d))
+    if tap_major:  # (G, (c, tap), (n, y))
+        cols = np.empty((groups, cg * k + with_ones, n * p), dtype=x.dtype)
+        source = windows.transpose(1 + d, *kernel, 0, *spatial)  # (C, *kernel, N, *out)
+        target = _split(cols[:, : cg * k], (groups, cg, *g.kernel, n, *g.out_size))
+        np.copyto(target, _split(source, (groups, cg, *source.shape[1:])))
+        if with_ones:
+            cols[:, -1] = 1
+        return cols
+    cols = np.empty((groups, n * p, k * cg + with_ones), dtype=x.dtype)  # (G, (n, y), (tap, c))
+    source = windows.transpose(0, *spatial, *kernel, 1 + d)  # (N, *out, *kernel, C)
+    source = np.moveaxis(_split(source, (*source.shape[:-1], groups, cg)), -2, 0)
+    np.copyto(_split(cols[:, :, : k * cg], (groups, n, *g.out_size, *g.kernel, cg)), source)
+    if with_ones:
+        cols[:, :, -1] = 1
+    return cols
+
+
+def _weight_channels_last(w: np.ndarray, groups: int) -> np.ndarray:
+    """Weight ``(O, C/G, *kernel)`` as ``(G, O/G, K * C/G)``, (tap, c) order like channel-minor columns."""
+    return np.moveaxis(w, 1, -1).reshape(groups, w.shape[0] // groups, -1)
+
+
+def _forward_weight(w: np.ndarray, b: np.ndarray | None, groups: int, tap_major: bool) -> np.ndarray:
+    """The forward GEMM's weight operand ``(G, O/G, R)``, the bias appended as column ``R - 1``."""
+    wm = _weight_matrix(w, groups) if tap_major else _weight_channels_last(w, groups)
+    if b is None:
+        return wm
+    return np.concatenate([wm, b.reshape(groups, -1, 1)], axis=2)
+
+
 def _conv_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry
-) -> tuple[np.ndarray, tuple[np.ndarray, tuple[int, ...]]]:
-    """Batched convolution on arrays: ``(N, C, *S)`` -> ``(N, O, *out)``, plus what backward needs."""
-    g = geometry
-    xp = pad_spatial(x, g.padding, g.padding_mode)
-    cols = _im2col(xp, g.kernel, g.stride, g.dilation, g.out_size, g.groups)
-    out = _rows_times_weight(cols, _weight_matrix(w, g.groups), x.shape[0], g.out_size)
-    if b is not None:
-        out += b.reshape(-1, *(1,) * len(g.kernel))
-    return out, (cols, xp.shape)
+) -> tuple[np.ndarray, _Saved]:
+    """Batched convolution on arrays: ``(N, C, *S)`` -> ``(N, O, *out)``, plus what backward needs.
+
+    The GEMM writes straight into an ``(N, *out, O)`` buffer (through its
+    ``(G, N*P, O/G)`` rows view); the result is that buffer viewed as NCHW.
+    """
+    g, tap_major, with_ones = geometry, _tap_major(w.shape[1]), b is not None
+    cols = _columns(x, g, tap_major, with_ones)
+    wm = _forward_weight(w, b, g.groups, tap_major)
+    buffer = np.empty((x.shape[0], *g.out_size, w.shape[0]), dtype=x.dtype)
+    rows = buffer.reshape(-1, g.groups, w.shape[0] // g.groups).transpose(1, 0, 2)
+    np.matmul(cols.swapaxes(1, 2) if tap_major else cols, wm.swapaxes(1, 2), out=rows)
+    return np.moveaxis(buffer, -1, 1), _Saved(cols, tap_major, with_ones, x.shape)
+
+
+def _grad_rows(grad: np.ndarray, groups: int) -> np.ndarray:
+    """The output gradient ``(N, O, *out)`` as ``(G, N * P, O/G)``; free when it is channels-last."""
+    channels_last = np.moveaxis(grad, 1, -1)
+    if not channels_last.flags.c_contiguous:
+        channels_last = np.ascontiguousarray(channels_last)
+    return channels_last.reshape(-1, groups, grad.shape[1] // groups).transpose(1, 0, 2)
+
+
+def _conv_weight_gradient(rows: np.ndarray, saved: _Saved, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``cols^T rows``: the weight gradient ``(O, C/G, *kernel)`` and the bias gradient (ones row)."""
+    if saved.tap_major:  # cols (G, R, NP) @ rows (G, NP, Og): the long axis inner, no transposes
+        full = np.matmul(saved.cols, rows).swapaxes(1, 2)  # (G, Og, R)
+        return full[:, :, : w[0].size].reshape(w.shape), full[:, :, -1].reshape(-1)
+    full = np.matmul(saved.cols.swapaxes(1, 2), rows).swapaxes(1, 2)  # (G, Og, R), (tap, c) order
+    channels_last = full[:, :, : w[0].size].reshape(w.shape[0], *w.shape[2:], w.shape[1])
+    return np.ascontiguousarray(np.moveaxis(channels_last, -1, 1)), full[:, :, -1].reshape(-1)
+
+
+def _tap_weights(w: np.ndarray, groups: int) -> np.ndarray:
+    """Weight as ``(K, G, O/G, C/G)``: one ``(O/G, C/G)`` GEMM operand per kernel tap."""
+    o, cg = w.shape[0], w.shape[1]
+    return np.ascontiguousarray(np.moveaxis(w.reshape(groups, o // groups, cg, -1), -1, 0))
+
+
+def _input_gradient_by_tap(rows: np.ndarray, w: np.ndarray, g: ConvGeometry, input_shape) -> np.ndarray:
+    """Channel-minor input gradient: per tap, ``rows @ w_tap`` added at the tap's strided offset.
+
+    The padded gradient is channels-last ``(N, *Sp, G, C/G)`` so each add writes
+    runs of ``C`` (``W_out * C`` for stride 1) contiguous cells.
+    """
+    n, c, groups = input_shape[0], input_shape[1], g.groups
+    padded = tuple(m + a + b for m, (a, b) in zip(input_shape[2:], g.padding, strict=True))
+    grad = np.zeros((n, *padded, groups, c // groups), dtype=rows.dtype)
+    block = np.empty((groups, rows.shape[1], c // groups), dtype=rows.dtype)
+    tap_weights = _tap_weights(w, groups)
+    for tap, offsets in enumerate(np.ndindex(*g.kernel)):
+        np.matmul(rows, tap_weights[tap], out=block)
+        target = (slice(None), *_tap_slices(offsets, g.stride, g.dilation, g.out_size))
+        grad[target] += block.transpose(1, 0, 2).reshape(n, *g.out_size, groups, c // groups)
+    return np.moveaxis(grad.reshape(n, *padded, c), -1, 1)
+
+
+def _input_gradient_tap_major(rows: np.ndarray, w: np.ndarray, g: ConvGeometry, input_shape) -> np.ndarray:
+    """Tap-major input gradient: one GEMM for all columns, then col2im into the padded gradient.
+
+    col2im is numba's (2-D) or one strided NumPy add per tap; both fill a
+    ``(C, N, *Sp)`` buffer (returned as an ``(N, C, *Sp)`` view) whose rows
+    are the contiguous targets of the column rows.
+    """
+    dcols = _columns_gradient(_weight_matrix(w, g.groups), rows)  # (G, Cg*K, NP)
+    padded_shape = (*input_shape[:2], *_padded_size(input_shape[2:], g.padding))
+    if len(g.kernel) == 2 and backend.use_numba():
+        from .._kernels.conv import col2im_tap_major
+
+        grad = np.zeros((padded_shape[1], padded_shape[0], *padded_shape[2:]), dtype=rows.dtype)
+        dcols = dcols.reshape(-1, dcols.shape[-1])
+        col2im_tap_major(dcols, *g.kernel, *g.stride, *g.dilation, *g.out_size, grad)
+        return grad.swapaxes(0, 1)
+    return _col2im(dcols, padded_shape, g.kernel, g.stride, g.dilation, g.out_size)
+
+
+def _conv_input_gradient(rows: np.ndarray, w: np.ndarray, saved: _Saved, g: ConvGeometry) -> np.ndarray:
+    if saved.tap_major:
+        grad = _input_gradient_tap_major(rows, w, g, saved.input_shape)
+    else:
+        grad = _input_gradient_by_tap(rows, w, g, saved.input_shape)
+    return pad_spatial_backward(grad, g.padding, g.padding_mode)
 
 
 def _conv_backward(
     grad: np.ndarray,
     w: np.ndarray,
-    saved: tuple[np.ndarray, tuple[int, ...]],
+    saved: _Saved,
     geometry: ConvGeometry,
     needs: Sequence[bool],
 ) -> tuple[np.ndarray | None, ...]:
     """Gradients ``(input, weight, bias)`` of a convolution; ``None`` where ``needs`` is false."""
-    g, (cols, padded_shape) = geometry, saved
-    rows = _to_rows(grad, g.groups)
+    rows = _grad_rows(grad, geometry.groups)
     dx = dw = db = None
     if needs[0]:
-        dcols = _columns_gradient(_weight_matrix(w, g.groups), rows)
-        dxp = _col2im(dcols, padded_shape, g.kernel, g.stride, g.dilation, g.out_size)
-        dx = pad_spatial_backward(dxp, g.padding, g.padding_mode)
-    if needs[1]:
-        dw = _weight_gradient(rows, cols, w.shape)
-    if needs[2]:
-        db = grad.sum(axis=(0, *range(2, grad.ndim)))
-    return dx, dw, db
+        dx = _conv_input_gradient(rows, w, saved, geometry)
+    if needs[1] or needs[2]:
+        dw, db = _conv_weight_gradient(rows, saved, w)
+    return dx, dw if needs[1] else None, db if needs[2] else None
 
 
 def _conv_transpose_forward(
