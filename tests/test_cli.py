@@ -148,7 +148,9 @@ def test_filter_writes_images(tmp_path, digits, capsys):
         (["train", "--dataset", "cifar"], 2, "invalid choice: 'cifar'"),
         (["train", "--epochs", "0"], 2, "positive integer"),
         (["filter", "nothere.png", "--kernel", "sharpen"], 1, "image not found: nothere.png"),
-        (["filter", "x.png", "--kernel", "blurry"], 2, "invalid choice: 'blurry'"),
+        (["filter", "x.png", "--kernel", "blurry"], 2, "unknown kernel 'blurry': not a file, and not one of"),
+        (["filter", "x.png"], 2, "give --kernel NAME|FILE, or --grid"),
+        (["visualize", "missing.safetensors", "x.png"], 1, "checkpoint not found: missing.safetensors"),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
     ],
 )
@@ -265,7 +267,7 @@ def test_help_in_a_subprocess():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "summary", "filter"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "summary", "filter", "visualize"])
 def test_every_command_has_help(command, capsys):
     assert main([command, "--help"]) == 0
     assert "usage: convlens " + command in capsys.readouterr().out
@@ -274,3 +276,43 @@ def test_every_command_has_help(command, capsys):
 def test_bad_checkpoint_directory(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path)]) == 1
     assert "no checkpoint.safetensors in directory" in _error_line(capsys)
+
+
+def test_filter_kernel_files_grid_and_bad_kernels(tmp_path, digits, capsys):
+    source = tmp_path / "digit.png"
+    Image.fromarray(digits[0][0]).save(source)
+    text_kernel = tmp_path / "ridge.txt"
+    np.savetxt(text_kernel, [[0, -1, 0], [-1, 5, -1], [0, -1, 0]])
+    assert main(["filter", str(source), "--kernel", str(text_kernel)]) == 0
+    expected = cl.filters.apply(digits[0][0].astype(np.float32), "sharpen")
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(tmp_path / "digit_ridge.png")), cli.to_uint8(expected, False)
+    )
+    np.save(tmp_path / "k.npy", np.ones((2, 2)))
+    assert (
+        main(["filter", str(source), "--kernel", str(tmp_path / "k.npy"), "-o", str(tmp_path / "b.png")]) == 0
+    )
+    assert main(["filter", str(source), "--grid"]) == 0
+    grid = Image.open(tmp_path / "digit_filters.png")
+    assert grid.format == "PNG" and grid.size[0] > 500
+    capsys.readouterr()
+    np.save(tmp_path / "cube.npy", np.ones((2, 2, 2)))
+    assert main(["filter", str(source), "--kernel", str(tmp_path / "cube.npy")]) == 1
+    assert "must hold a 2-D array" in _error_line(capsys)
+    np.save(tmp_path / "huge.npy", np.ones((40, 40)))
+    assert main(["filter", str(source), "--kernel", str(tmp_path / "huge.npy")]) == 1
+    assert "is larger than the image (28x28)" in _error_line(capsys)
+
+
+def test_train_draws_curves_and_confusion_and_visualize_draws_the_network(run_dir, digits, tmp_path, capsys):
+    for name in ("training_curves.png", "confusion_matrix.png"):
+        assert Image.open(run_dir / name).format == "PNG"
+    source = tmp_path / "digit.png"
+    Image.fromarray(digits[0][0]).save(source)
+    assert main(["visualize", str(run_dir / cli.CHECKPOINT_NAME), str(source), "-o", str(tmp_path)]) == 0
+    for name in ("kernels.png", "feature_maps.png"):
+        assert Image.open(tmp_path / name).format == "PNG"
+    capsys.readouterr()
+    (tmp_path / "bad.png").write_text("not an image")
+    assert main(["visualize", str(run_dir / cli.CHECKPOINT_NAME), str(tmp_path / "bad.png")]) == 1
+    assert "bad.png" in _error_line(capsys)

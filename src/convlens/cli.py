@@ -117,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     _add_summary(commands)
     _add_filter(commands)
+    _add_visualize(commands)
     return parser
 
 
@@ -247,7 +248,16 @@ def _add_filter(commands: Any) -> None:
     )
     p.add_argument("image", metavar="IMAGE")
     p.add_argument(
-        "--kernel", required=True, choices=names or None, metavar="NAME", help="one of: " + ", ".join(names)
+        "--kernel",
+        metavar="NAME|FILE",
+        help="one of: " + ", ".join(names) + "; or a kernel file: a .npy array or a text file of "
+        "rows of numbers (any 2-D shape no larger than the image)",
+    )
+    p.add_argument(
+        "--grid",
+        action="store_true",
+        help="write one picture of the input beside every kernel's result, each labelled "
+        "(default OUT: IMAGE-stem_filters.png; needs matplotlib)",
     )
     p.add_argument("-o", "--output", metavar="OUT", help="output file (default: IMAGE-stem_KERNEL.png)")
     p.add_argument(
@@ -257,6 +267,37 @@ def _add_filter(commands: Any) -> None:
         help="how the border is extended (default: %(default)s)",
     )
     p.set_defaults(handler=cmd_filter)
+
+
+def _add_visualize(commands: Any) -> None:
+    p = commands.add_parser(
+        "visualize",
+        help="pictures of what a trained network sees: its kernels and feature maps",
+        description="Write kernels.png (the first convolution's kernels) and feature_maps.png (every "
+        "layer's output for IMAGE, prepared as 'convlens predict' does) into OUT_DIR. Needs matplotlib.",
+    )
+    p.add_argument("checkpoint", metavar="CHECKPOINT", help="a checkpoint written by 'convlens train'")
+    p.add_argument("image", metavar="IMAGE", help="a PNG/JPEG digit (any size, colour or not)")
+    p.add_argument("-o", "--out", metavar="OUT_DIR", help="where to write (default: beside CHECKPOINT)")
+    p.set_defaults(handler=cmd_visualize)
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    viz = _viz()
+    checkpoint = Path(args.checkpoint)
+    if not checkpoint.exists():
+        raise CLIError(f"checkpoint not found: {args.checkpoint}")
+    image = Path(args.image)
+    if not image.exists():
+        raise CLIError(f"image not found: {args.image}")
+    out_dir = Path(args.out) if args.out else (checkpoint if checkpoint.is_dir() else checkpoint.parent)
+    try:
+        written = viz.visualize_checkpoint(checkpoint, image, out_dir)
+    except (ValueError, TypeError, KeyError) as error:
+        raise CLIError(f"cannot visualize {checkpoint} on {image}: {_plain(error)}") from None
+    for name, where in written.items():
+        print(f"{name}: {where}")
+    return 0
 
 
 def _kernel_names() -> list[str]:
@@ -492,7 +533,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"test accuracy: {100 * accuracy:.2f}% ({len(test_set):,} test images of {config['dataset']})")
     print(f"checkpoint: {checkpoint_path}")
     print(f"history: {out / 'history.json'}")
+    _training_pictures(model, history, test_loader, config["classes"], out)
     return 0
+
+
+def _training_pictures(model: Any, history: Any, loader: Any, classes: list[str], out: Path) -> None:
+    """training_curves.png and confusion_matrix.png in ``out``, when matplotlib is installed."""
+    if not history.epochs:
+        return
+    try:
+        viz = _viz()
+    except CLIError as error:
+        print(f"(no pictures: {error})")
+        return
+    from .train import evaluate
+
+    viz.training_curves(history, save=out / "training_curves.png")
+    viz.confusion_matrix(evaluate(model, loader).confusion, classes, save=out / "confusion_matrix.png")
+    print(f"pictures: {out / 'training_curves.png'}, {out / 'confusion_matrix.png'}")
 
 
 def _default_lr(model: str, optimizer: str) -> float:
@@ -706,30 +764,101 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------- filter
 def cmd_filter(args: argparse.Namespace) -> int:
-    from PIL import Image, UnidentifiedImageError
-
     from . import filters
 
+    if not args.grid and not args.kernel:
+        raise CLIError("filter: give --kernel NAME|FILE, or --grid for every kernel", code=2)
+    kernel, label = _read_kernel(args.kernel) if not args.grid else (None, "")
     path = Path(args.image)
+    pixels = _read_picture(path)
+    if kernel is None:
+        return _filter_grid(args, path, pixels)
+    if kernel.shape[0] > pixels.shape[0] or kernel.shape[1] > pixels.shape[1]:
+        raise CLIError(
+            f"kernel {label} of shape {kernel.shape[0]}x{kernel.shape[1]} is larger than the image "
+            f"({pixels.shape[0]}x{pixels.shape[1]})"
+        )
+    response = np.asarray(filters.apply(pixels, kernel, padding_mode=args.padding_mode), dtype=np.float32)
+    # a kernel summing to 0 responds to change only: show its magnitude, like the edge kernels
+    edge = label in EDGE_KERNELS or (label not in filters.KERNELS and abs(kernel.sum()) < 1e-12)
+    target = Path(args.output) if args.output else path.with_name(f"{path.stem}_{Path(label).stem}.png")
+    _save_image(to_uint8(response, edge=edge), target)
+    print(f"{label}: {path} -> {target}")
+    return 0
+
+
+def _read_picture(path: Path) -> np.ndarray:
+    """Pixels of a grey (H, W) or colour (H, W, 3) image file, float32 0..255."""
+    from PIL import Image, UnidentifiedImageError
+
     if not path.exists():
-        raise CLIError(f"image not found: {args.image}")
+        raise CLIError(f"image not found: {path}")
     try:
         with Image.open(path) as image:
             image.load()
             mode = "L" if image.mode in ("1", "L", "I", "I;16", "F") else "RGB"
-            pixels = np.asarray(image.convert(mode), dtype=np.float32)
+            return np.asarray(image.convert(mode), dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
         raise CLIError(f"cannot read image {path}: {_plain(error) or type(error).__name__}") from None
-    kernel = np.asarray(filters.KERNELS[args.kernel], dtype=np.float64)
-    response = np.asarray(filters.apply(pixels, kernel, padding_mode=args.padding_mode), dtype=np.float32)
-    out = to_uint8(response, edge=args.kernel in EDGE_KERNELS)
-    target = Path(args.output) if args.output else path.with_name(f"{path.stem}_{args.kernel}.png")
+
+
+def _read_kernel(spec: str) -> tuple[np.ndarray, str]:
+    """(kernel, label) for ``--kernel``: a name of cl.filters.KERNELS, or a .npy / text file."""
+    from . import filters
+
+    if spec in filters.KERNELS:
+        return np.asarray(filters.KERNELS[spec], dtype=np.float64), spec
+    path = Path(spec)
+    if not path.exists():
+        raise CLIError(
+            f"unknown kernel {spec!r}: not a file, and not one of {', '.join(sorted(filters.KERNELS))}",
+            code=2,
+        )
     try:
-        Image.fromarray(out).save(target)
+        kernel = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+    except (OSError, ValueError) as error:
+        raise CLIError(f"cannot read kernel file {path}: {_plain(error)}") from None
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "biuf":
+        raise CLIError(f"kernel file {path} must hold a 2-D array of numbers, got shape {kernel.shape}")
+    return kernel.astype(np.float64), str(path)
+
+
+def _save_image(pixels: np.ndarray, target: Path) -> None:
+    """Write ``pixels`` with Pillow, atomically (temp file + rename), in the format of the suffix."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(handle)
+    try:
+        Image.fromarray(pixels).save(temp)
+        os.replace(temp, target)
     except (OSError, ValueError, KeyError) as error:
+        Path(temp).unlink(missing_ok=True)
         raise CLIError(f"cannot write {target}: {_plain(error)}") from None
-    print(f"{args.kernel}: {path} -> {target}")
+
+
+def _filter_grid(args: argparse.Namespace, path: Path, pixels: np.ndarray) -> int:
+    viz = _viz()
+    target = Path(args.output) if args.output else path.with_name(f"{path.stem}_filters.png")
+    image = np.clip(pixels, 0, 255).astype(np.uint8)
+    viz.filters_grid(image, padding_mode=args.padding_mode, save=target)
+    print(f"every kernel: {path} -> {target}")
     return 0
+
+
+def _viz() -> Any:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise CLIError("pictures need matplotlib: pip install 'convlens[viz]'") from None
+    from . import viz
+
+    return viz
 
 
 def to_uint8(response: np.ndarray, edge: bool) -> np.ndarray:
