@@ -4,7 +4,7 @@
 >>> from convlens import nn, optim, functional as F
 """
 
-from . import backend, data, filters, functional, models, nn, optim, signal, viz
+from . import backend, data, filters, functional, models, nn, optim, signal, train, viz
 from .io import load, save
 from .nn.init import manual_seed
 from .summary import summary
@@ -32,5 +32,6 @@ __all__ = [
     "signal",
     "summary",
     "tensor",
+    "train",
     "viz",
 ]

@@ -158,7 +158,11 @@ def _add_train(commands: Any) -> None:
     p.add_argument(
         "--optimizer", choices=["sgd", "adam"], default=DEFAULTS["optimizer"], help="default: %(default)s"
     )
-    p.add_argument("--lr", type=_positive_float, help="learning rate (default: 0.02 for sgd, 0.001 for adam)")
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        help="learning rate (default: 0.02 for sgd, 0.001 for sgd on lenet5-classic, 0.001 for adam)",
+    )
     p.add_argument(
         "--momentum", type=float, default=DEFAULTS["momentum"], help="SGD momentum (default: %(default)s)"
     )
