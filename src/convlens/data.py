@@ -32,11 +32,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import importlib.resources
 import math
 import os
 import tempfile
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -460,7 +458,7 @@ def _fetch(url: str, target: Path, resource: _Resource) -> None:
     try:
         with (
             os.fdopen(descriptor, "wb") as out,
-            urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT) as response,
+            _urlopen(url) as response,
         ):
             size = 0
             while chunk := response.read(1 << 20):
@@ -525,6 +523,8 @@ def _read_split(name: str, split: str, files: dict[str, Path]) -> Dataset:
 
 
 def _packaged_mnist_5k() -> Any:
+    import importlib.resources  # lazy: not needed at import time
+
     return importlib.resources.files("convlens") / "datasets" / "mnist-5k"
 
 
@@ -715,3 +715,9 @@ class DataLoader:
             f"DataLoader(samples={len(self._labels)}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
             f"drop_last={self.drop_last}, transform={self.transform!r})"
         )
+
+
+def _urlopen(url: str) -> Any:
+    import urllib.request  # lazy: ~17 ms of start-up (http, ssl, email) for a rare download
+
+    return urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT)

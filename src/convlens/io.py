@@ -50,7 +50,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
-import safetensors.numpy as safetensors_numpy
 
 __all__ = [
     "Checkpoint",
@@ -155,12 +154,12 @@ def save(
         "extra": extra or {},
     }
     _to_json(meta)  # fail on a non-JSON config before anything is written
-    payload = safetensors_numpy.save(weights, metadata={"producer": f"convlens {__version__}"})
+    payload = _safetensors().save(weights, metadata={"producer": f"convlens {__version__}"})
     write_atomically(files.weights, payload)
     meta["weights"] = {"file": files.weights.name, "sha256": hashlib.sha256(payload).hexdigest()}
     if optimizer is not None:
         arrays, meta["optimizer"] = _split_optimizer_state(optimizer)
-        payload = safetensors_numpy.save(arrays)
+        payload = _safetensors().save(arrays)
         write_atomically(files.optimizer, payload)
         meta["optimizer"]["file"] = files.optimizer.name
         meta["optimizer"]["sha256"] = hashlib.sha256(payload).hexdigest()
@@ -319,7 +318,7 @@ def _read_arrays(path: Path, sha256: str | None) -> dict[str, np.ndarray]:
             "truncated, or from another save"
         )
     try:
-        return safetensors_numpy.load(payload)
+        return _safetensors().load(payload)
     except Exception as error:  # safetensors raises its own SafetensorError
         raise ValueError(f"load: {path} is not a valid safetensors file ({error})") from None
 
@@ -386,3 +385,10 @@ def _first_difference(a: Any, b: Any, where: str = "") -> str:
 
 
 _MISSING = object()
+
+
+def _safetensors() -> Any:
+    """``safetensors.numpy``, imported on first use (keeps ``import convlens`` fast)."""
+    import safetensors.numpy
+
+    return safetensors.numpy

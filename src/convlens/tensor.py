@@ -183,7 +183,7 @@ class Tensor:
             if grad is None:
                 continue
             if node.is_leaf:
-                node.grad = grad.copy() if node.grad is None else node.grad + grad
+                node.grad = grad.copy(order="K") if node.grad is None else node.grad + grad
                 continue
             for parent, parent_grad in zip(node._parents, node._backward(grad), strict=True):
                 if parent_grad is None or not parent.requires_grad:
@@ -492,10 +492,11 @@ class Tensor:
         return Tensor._from_op(out, (self,), lambda g: (g * out * (1 - out),))
 
     def relu(self) -> Tensor:
-        mask = self.data > 0
-        return Tensor._from_op(
-            np.where(mask, self.data, 0).astype(self.dtype), (self,), lambda g: (g * mask,)
-        )
+        x = self.data
+        # one pass, the input's memory order kept (channels-last stays channels-last); NaN stays
+        # NaN as in torch.relu; the mask is only made if a backward runs
+        out = np.maximum(x, x.dtype.type(0)) if x.dtype.kind == "f" else np.maximum(x, 0).astype(x.dtype)
+        return Tensor._from_op(out, (self,), lambda g: (np.multiply(g, x > 0),))
 
     def clamp(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         x = self.data
@@ -615,5 +616,13 @@ def tensor(data: ArrayLike, requires_grad: bool = False, dtype: Any = None) -> T
 
 
 def as_tensor(x: ArrayLike) -> Tensor:
-    """``x`` itself if it is a Tensor, else a Tensor on its data (no gradient)."""
-    return x if isinstance(x, Tensor) else Tensor(x)
+    """``x`` itself if it is a Tensor, else a Tensor on its data (no gradient).
+
+    A NumPy array of a numeric dtype is wrapped without a copy (it shares memory, as
+    ``torch.as_tensor`` does): a model's input batch is not copied on every call.
+    """
+    if isinstance(x, Tensor):
+        return x
+    if type(x) is np.ndarray and x.dtype.kind in "fiub":
+        return _wrap(x)
+    return Tensor(x)

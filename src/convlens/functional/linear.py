@@ -86,6 +86,9 @@ def _check_linear(x: Tensor, w: Tensor, b: Tensor | None) -> None:
         )
     if b is not None and b.shape != (w.shape[0],):
         raise ValueError(f"linear: bias must have shape ({w.shape[0]},), got {b.shape}")
+    dtype = x.dtype
+    if dtype.kind == "f" and w.dtype == dtype and (b is None or b.dtype == dtype):
+        return  # the usual case, checked without building the messages below
     operands = [("input", x), ("weight", w)] + ([("bias", b)] if b is not None else [])
     for name, t in operands:
         if t.dtype.kind != "f":

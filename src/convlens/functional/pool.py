@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import backend
 from ..tensor import ArrayLike, Tensor, as_tensor, is_grad_enabled
 from ._args import ntuple, output_size
 
@@ -209,6 +210,16 @@ def _pad_axis(x: np.ndarray, axis: int, w: Windows, fill: Any) -> np.ndarray:
     return out
 
 
+def _alloc_like(like: np.ndarray, shape: tuple[int, ...], alloc: Any) -> np.ndarray:
+    """``alloc(shape)`` with ``like``'s memory order (a channels-last gradient stays channels-last,
+    so the convolution before the pool gets it without a transposing copy)."""
+    if like.flags.c_contiguous or like.ndim < 2:
+        return alloc(shape, dtype=like.dtype)
+    order = sorted(range(like.ndim), key=lambda a: -abs(like.strides[a]))
+    buffer = alloc(tuple(shape[a] for a in order), dtype=like.dtype)
+    return buffer.transpose(np.argsort(order))
+
+
 def _lowest(dtype: np.dtype) -> Any:
     return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
@@ -276,11 +287,11 @@ def _max_axis_backward(grad: np.ndarray, arg: np.ndarray, axis: int, w: Windows,
     if isinstance(w, AdaptiveWindows):
         return _scatter_adaptive((grad * (arg == j) for j in range(w.taps)), axis, w, grad)
     if fast and w.tiles:  # disjoint windows covering the axis: write each tap once
-        out = np.empty(_with_length(grad.shape, axis, w.size), dtype=grad.dtype)
+        out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.empty)
         for j in range(w.taps):
             np.multiply(grad, arg == j, out=out[_at(axis, w.tap(j))])
         return out
-    out = np.zeros(_with_length(grad.shape, axis, w.size), dtype=grad.dtype)
+    out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.zeros)
     for j in range(w.taps):
         positions, windows = w.tap_in_input(j)  # a tap in the padding receives nothing
         sel = _at(axis, windows)
@@ -325,7 +336,7 @@ def max_pool_backward(grad: np.ndarray, cache: MaxPoolCache, fast: bool = True) 
     nd = len(cache.windows)
     for a in range(nd):  # undo the axes outermost first, the reverse of the forward
         grad = _max_axis_backward(grad, cache.taps[a], a - nd, cache.windows[a], fast)
-    return np.ascontiguousarray(grad)
+    return grad
 
 
 def max_pool_indices(cache: MaxPoolCache) -> np.ndarray:
@@ -365,11 +376,11 @@ def _sum_axis_backward(grad: np.ndarray, axis: int, w: Windows, fast: bool) -> n
     if isinstance(w, AdaptiveWindows):
         return _apply_matrix(grad, axis, w.matrix(grad.dtype).T)
     if fast and w.tiles:  # disjoint windows covering the axis: write each tap once
-        out = np.empty(_with_length(grad.shape, axis, w.size), dtype=grad.dtype)
+        out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.empty)
         for j in range(w.taps):
             out[_at(axis, w.tap(j))] = grad
         return out
-    out = np.zeros(_with_length(grad.shape, axis, w.size), dtype=grad.dtype)
+    out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.zeros)
     for j in range(w.taps):
         positions, windows = w.tap_in_input(j)
         out[_at(axis, positions)] += grad[_at(axis, windows)]
@@ -425,7 +436,7 @@ def avg_pool_backward(
     nd = len(windows)
     for a in range(nd):
         grad = _sum_axis_backward(grad, a - nd, windows[a], fast)
-    return np.ascontiguousarray(grad)
+    return grad
 
 
 # -- argument checking -------------------------------------------------------------
@@ -507,19 +518,111 @@ def _check_divisor(op: str, divisor_override: Any) -> None:
 
 # -- the ops on Tensors ----------------------------------------------------------------
 def _max_pool(
-    x: Tensor, windows: tuple[Windows, ...], return_indices: bool
+    x: Tensor, windows: tuple[Windows, ...], return_indices: bool, relu: bool = False
 ) -> Tensor | tuple[Tensor, Tensor]:
+    """Max pool (optionally followed by ReLU, fused: ``relu(max) == max(relu)``)."""
     track = return_indices or (is_grad_enabled() and x.requires_grad)
+    if not return_indices and _use_tile_kernels(x.data, windows):
+        return _max_pool_tiles(x, windows, track, relu)
     out, cache = max_pool_forward(x.data, windows, track=track)
-    result = Tensor._from_op(out, (x,), lambda g: (max_pool_backward(g, cache),))
+    if relu:
+        out = np.maximum(out, 0, out=out)  # NaN stays NaN, as torch.relu
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            return (max_pool_backward(g * (out > 0), cache),)
+    else:
+
+        def backward(g: np.ndarray) -> tuple[np.ndarray]:
+            return (max_pool_backward(g, cache),)
+
+    result = Tensor._from_op(out, (x,), backward)
     if return_indices:
         return result, Tensor(max_pool_indices(cache))
     return result
 
 
 def _avg_pool(x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray) -> Tensor:
+    if divisor.ndim == 0 and _use_tile_kernels(x.data, windows):
+        return _avg_pool_tiles(x, windows, divisor)
     out = avg_pool_forward(x.data, windows, divisor)
     return Tensor._from_op(out, (x,), lambda g: (avg_pool_backward(g, windows, divisor),))
+
+
+# -- tiled 2-D pooling in compiled kernels (numba backend) ------------------------------
+def _tile_shape(windows: tuple[Windows, ...]) -> tuple[int, int] | None:
+    """``(kh, kw)`` when the 2-D windows are disjoint tiles (kernel == stride, no padding,
+    dilation 1; a remainder row/column beyond the last tile is allowed), else None."""
+    if len(windows) != 2:
+        return None
+    for w in windows:
+        if not isinstance(w, StridedWindows) or w.kernel != w.stride or w.padding or w.dilation != 1:
+            return None
+        if w.out * w.kernel > w.size:  # ceil_mode overhang
+            return None
+    return windows[0].kernel, windows[1].kernel
+
+
+def _use_tile_kernels(x: np.ndarray, windows: tuple[Windows, ...]) -> bool:
+    """Compiled kernels for tiled 2-D pools of channels-last float arrays (numba backend)."""
+    return (
+        x.ndim == 4
+        and not x.flags.c_contiguous
+        and x.transpose(0, 2, 3, 1).flags.c_contiguous
+        and x.dtype.kind == "f"
+        and x.dtype.itemsize in (4, 8)
+        and x.size > 0
+        and _tile_shape(windows) is not None
+        and backend.use_numba()
+    )
+
+
+def _grad_nhwc(g: np.ndarray) -> np.ndarray:
+    """The upstream gradient as C-contiguous NHWC."""
+    return np.ascontiguousarray(g.transpose(0, 2, 3, 1))
+
+
+def _tile_input_gradient(a: np.ndarray, ho: int, wo: int, kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
+    """A gradient array like ``a`` and its whole-tile part for the kernels to fill."""
+    whole = a.shape[1] == ho * kh and a.shape[2] == wo * kw
+    dx = (np.empty if whole else np.zeros)(a.shape, dtype=a.dtype)  # remainder rows/cols get 0
+    return dx, dx[:, : ho * kh, : wo * kw]
+
+
+def _max_pool_tiles(x: Tensor, windows: tuple[Windows, ...], track: bool, relu: bool) -> Tensor:
+    """Tiled 2-D max pool (+ ReLU) of channels-last ``x`` in one compiled pass; the result and
+    the input gradient are channels-last too."""
+    from .. import _kernels_pool as kernels
+
+    (kh, kw), ho, wo = _tile_shape(windows), windows[0].out, windows[1].out
+    a = x.data.transpose(0, 2, 3, 1)  # NHWC memory, C-contiguous
+    out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
+    arg = np.empty(out.shape, dtype=np.uint8)
+    kernels.max_pool_forward(a, kh, kw, relu, out, arg)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        dx, tiles = _tile_input_gradient(a, ho, wo, kh, kw)
+        kernels.max_pool_backward(_grad_nhwc(g), arg, out, relu, kh, kw, tiles)
+        return (dx.transpose(0, 3, 1, 2),)
+
+    return Tensor._from_op(out.transpose(0, 3, 1, 2), (x,), backward)
+
+
+def _avg_pool_tiles(x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray) -> Tensor:
+    """Tiled 2-D average pool of channels-last ``x`` in one compiled pass (channels-last out)."""
+    from .. import _kernels_pool as kernels
+
+    (kh, kw), ho, wo = _tile_shape(windows), windows[0].out, windows[1].out
+    a = x.data.transpose(0, 2, 3, 1)  # NHWC memory, C-contiguous
+    out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
+    d = a.dtype.type(divisor)
+    kernels.avg_pool_forward(a, kh, kw, d, out)
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+        dx, tiles = _tile_input_gradient(a, ho, wo, kh, kw)
+        kernels.avg_pool_backward(_grad_nhwc(g), kh, kw, d, tiles)
+        return (dx.transpose(0, 3, 1, 2),)
+
+    return Tensor._from_op(out.transpose(0, 3, 1, 2), (x,), backward)
 
 
 def _max_pool_nd(
@@ -575,6 +678,28 @@ def _adaptive_max_pool_nd(
     x = as_tensor(input)
     _check_input(x, nd, op, integers=False)
     return _max_pool(x, _adaptive_windows(op, nd, x.shape[-nd:], output_size), return_indices)
+
+
+def _relu_max_pool2d(
+    input: ArrayLike,  # noqa: A002
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+) -> Tensor:
+    """``max_pool2d(relu(input), ...)`` computed as ``relu(max_pool2d(input, ...))``.
+
+    Equal values and gradients: ReLU is monotone, so it commutes with the max, and a
+    window whose maximum is not positive passes no gradient either way. The ReLU then
+    runs on the smaller pooled tensor. ``nn.Sequential`` uses it for ReLU -> MaxPool2d.
+    """
+    x = as_tensor(input)
+    _check_input(x, 2, "max_pool2d", integers=True)
+    windows = _strided_windows(
+        "max_pool2d", 2, x.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode
+    )
+    return _max_pool(x, windows, False, relu=True)
 
 
 def max_pool1d(

@@ -6,7 +6,10 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
+from ..functional.activation import relu
+from .activation import ReLU
 from .module import Module, Shape
+from .pool import MaxPool2d
 
 __all__ = ["Sequential"]
 
@@ -34,9 +37,19 @@ class Sequential(Module):
                 self.add_module(str(index), _check_module(module, str(index)))
 
     def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's name
+        fuse = False
         for module in self._modules.values():
+            if fuse:
+                fuse = False
+                if type(module) is MaxPool2d and not module._forward_hooks:
+                    input = module._forward_after_relu(input)  # noqa: A001
+                    continue
+                input = relu(input)  # noqa: A001 - the deferred ReLU, unfused
+            if type(module) is ReLU and not module._forward_hooks:
+                fuse = True  # defer: if a MaxPool2d follows, pool first (see _relu_max_pool2d)
+                continue
             input = module(input)  # noqa: A001
-        return input
+        return relu(input) if fuse else input
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)

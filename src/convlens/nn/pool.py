@@ -95,6 +95,12 @@ class MaxPool2d(_MaxPoolNd):
 
     _dims = 2
 
+    def _forward_after_relu(self, input: Any) -> Tensor:  # noqa: A002
+        """``self(relu(input))`` in one op (``Sequential`` fuses ReLU -> MaxPool2d)."""
+        return F.pool._relu_max_pool2d(
+            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
+        )
+
 
 class MaxPool3d(_MaxPoolNd):
     """3-D max pooling: (N, C, D, H, W) -> (N, C, D_out, H_out, W_out), sizes as MaxPool2d.

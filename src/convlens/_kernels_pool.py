@@ -1,0 +1,113 @@
+"""numba kernels for tiled 2-D pooling (kernel == stride, no padding, dilation 1).
+
+Imported only when ``cl.backend.use_numba()`` is true and a tiled 2-D pool runs
+(never by ``import convlens``). Serial (``parallel=False``) like every kernel
+here: the GEMMs own the threads. Cached on disk (``cache=True``).
+
+Arrays are 4-D ``(N, H, W, C)`` C-contiguous: the NHWC memory of a channels-last
+activation (what convolutions produce). Standard NCHW tensors stay on the NumPy
+path: with planes as the inner loop these kernels measured slower than NumPy's
+strided ``np.maximum``. One pass reads each input element once and writes each
+output once; the max pool keeps the winning tap (0 .. kh*kw-1, row-major) as
+uint8, scanned with PyTorch's rule ``v > best or isnan(v)`` (first maximum wins,
+a NaN always replaces the running maximum). ``relu`` fuses a following ReLU:
+it commutes with the max, so it runs on the 4x smaller output, and its
+backward mask is ``out > 0``.
+"""
+
+from __future__ import annotations
+
+import numba
+
+_JIT = {"nogil": True, "cache": True}
+
+
+@numba.njit(**_JIT)
+def max_pool_forward(x, kh, kw, relu, out, arg):  # pragma: no cover - compiled
+    """``out[b, i, j, c] = max`` over tile ``(i, j)``; ``arg`` its first winning tap."""
+    batch, ho, wo, channels = out.shape
+    for b in range(batch):
+        for i in range(ho):
+            for j in range(wo):
+                best = out[b, i, j]
+                win = arg[b, i, j]
+                first = x[b, i * kh, j * kw]
+                for c in range(channels):
+                    best[c] = first[c]
+                    win[c] = 0
+                for di in range(kh):
+                    for dj in range(kw):
+                        if di == 0 and dj == 0:
+                            continue
+                        tap = di * kw + dj
+                        row = x[b, i * kh + di, j * kw + dj]
+                        for c in range(channels):  # selects, not branches: vectorised
+                            v, b0 = row[c], best[c]
+                            take = (v > b0) | (v != v)
+                            best[c] = v if take else b0
+                            win[c] = tap if take else win[c]
+                if relu:
+                    for c in range(channels):
+                        b0 = best[c]
+                        best[c] = b0 if (b0 > 0) | (b0 != b0) else 0
+    return out
+
+
+@numba.njit(**_JIT)
+def max_pool_backward(grad, arg, out, relu, kh, kw, dx):  # pragma: no cover - compiled
+    """Write every position of the tiles in ``dx``: ``grad`` at the winning tap, 0 elsewhere.
+
+    With ``relu`` the gradient passes only where ``out > 0``. Rows and columns
+    beyond the last whole tile are left to the caller (zeroed there).
+    """
+    batch, ho, wo, channels = grad.shape
+    for b in range(batch):
+        for i in range(ho):
+            for j in range(wo):
+                g = grad[b, i, j]
+                win = arg[b, i, j]
+                o = out[b, i, j]
+                for di in range(kh):
+                    for dj in range(kw):
+                        tap = di * kw + dj
+                        row = dx[b, i * kh + di, j * kw + dj]
+                        for c in range(channels):
+                            keep = win[c] == tap and (not relu or o[c] > 0)
+                            row[c] = g[c] if keep else 0
+    return dx
+
+
+@numba.njit(**_JIT)
+def avg_pool_forward(x, kh, kw, divisor, out):  # pragma: no cover - compiled
+    """``out = sum / divisor`` over each tile."""
+    batch, ho, wo, channels = out.shape
+    for b in range(batch):
+        for i in range(ho):
+            for j in range(wo):
+                total = out[b, i, j]
+                for c in range(channels):
+                    total[c] = 0
+                for di in range(kh):
+                    for dj in range(kw):
+                        row = x[b, i * kh + di, j * kw + dj]
+                        for c in range(channels):
+                            total[c] += row[c]
+                for c in range(channels):
+                    total[c] = total[c] / divisor
+    return out
+
+
+@numba.njit(**_JIT)
+def avg_pool_backward(grad, kh, kw, divisor, dx):  # pragma: no cover - compiled
+    """Spread ``grad / divisor`` over each tile of ``dx``."""
+    batch, ho, wo, channels = grad.shape
+    for b in range(batch):
+        for i in range(ho):
+            for j in range(wo):
+                g = grad[b, i, j]
+                for di in range(kh):
+                    for dj in range(kw):
+                        row = dx[b, i * kh + di, j * kw + dj]
+                        for c in range(channels):
+                            row[c] = g[c] / divisor
+    return dx
