@@ -106,6 +106,25 @@ class Optimizer:
     def _update(self, group: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _flat(self, group: dict[str, Any], names: tuple[str, ...]) -> _Flat | None:
+        """The group's flat buffers when every parameter has a gradient of its own dtype and
+        shape and all share one dtype (the usual training step); None otherwise."""
+        params = group["params"]
+        if len(params) < 2:
+            return None
+        dtype = params[0].data.dtype
+        for p in params:
+            g = p.grad
+            if g is None or p.data.dtype != dtype or type(g) is not np.ndarray or g.dtype != dtype:
+                return None
+            if g.shape != p.data.shape:
+                return None
+        flats = self.__dict__.setdefault("_flats", {})
+        flat = flats.get(id(group))
+        if flat is None or not flat.fits(params, dtype) or tuple(flat.buffers) != names:
+            flat = flats[id(group)] = _Flat(params, names, dtype)
+        return flat
+
     def state_dict(self) -> dict[str, Any]:
         """``{"state": {index: {...}}, "param_groups": [{..., "params": [index, ...]}]}`` (copies).
 
@@ -169,6 +188,64 @@ class Optimizer:
         return "\n".join([*lines, ")"])
 
 
+class _Flat:
+    """One flat buffer per kind of per-parameter state (plus the gradients and the update) of a
+    parameter group, so an optimizer step is a handful of NumPy calls instead of a dozen per
+    parameter. ``state`` keeps its per-parameter arrays as views into these buffers (so
+    ``state_dict`` is unchanged); the parameters' own arrays are updated in place, as always.
+    Elementwise, the arithmetic is exactly the per-parameter one (same ops, same order).
+    """
+
+    def __init__(self, params: list[Tensor], names: tuple[str, ...], dtype: np.dtype):
+        self.params, self.dtype = list(params), dtype
+        self.shapes = [p.data.shape for p in params]
+        self.bounds = np.cumsum([0] + [p.data.size for p in params]).tolist()
+        total = self.bounds[-1]
+        self.grad, self.delta = np.empty(total, dtype), np.empty(total, dtype)
+        self.scratch = np.empty(total, dtype)  # temporaries via out=: no allocation per step
+        self.grad_views, self.delta_views = self._views(self.grad), self._views(self.delta)
+        self.buffers = {name: np.zeros(total, dtype) for name in names}
+        self.views = {name: self._views(buffer) for name, buffer in self.buffers.items()}
+
+    def _views(self, buffer: np.ndarray) -> list[np.ndarray]:
+        return [
+            buffer[a:b].reshape(shape)
+            for a, b, shape in zip(self.bounds[:-1], self.bounds[1:], self.shapes, strict=True)
+        ]
+
+    def fits(self, params: list[Tensor], dtype: np.dtype) -> bool:
+        return (
+            dtype == self.dtype
+            and len(params) == len(self.params)
+            and all(
+                p is q and p.data.shape == s for p, q, s in zip(params, self.params, self.shapes, strict=True)
+            )
+        )
+
+    def gather_grads(self) -> np.ndarray:
+        for view, p in zip(self.grad_views, self.params, strict=True):
+            np.copyto(view, p.grad)
+        return self.grad
+
+    def adopt(self, states: list[dict[str, Any]], name: str) -> bool:
+        """Make ``state[name]`` of every parameter a view of the flat buffer (copying values
+        restored by ``load_state_dict``); False if some parameter lacks it."""
+        for state, view in zip(states, self.views[name], strict=True):
+            current = state.get(name)
+            if current is view:
+                continue
+            if not isinstance(current, np.ndarray) or current.shape != view.shape:
+                return False
+            np.copyto(view, current)
+            state[name] = view
+        return True
+
+    def apply(self) -> None:
+        """``p.data -= delta`` for every parameter, in place."""
+        for p, view in zip(self.params, self.delta_views, strict=True):
+            p.data -= view
+
+
 class SGD(Optimizer):
     r"""Stochastic gradient descent with optional momentum, as ``torch.optim.SGD``.
 
@@ -219,6 +296,8 @@ class SGD(Optimizer):
             )
 
     def _update(self, group: dict[str, Any]) -> None:
+        if group["momentum"] != 0 and group["weight_decay"] == 0 and self._update_flat(group):
+            return
         lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
         weight_decay, nesterov = group["weight_decay"], group["nesterov"]
         for p in group["params"]:
@@ -237,6 +316,37 @@ class SGD(Optimizer):
                     buf += (1 - dampening) * d_p
                 d_p = d_p + momentum * buf if nesterov else buf
             p.data -= lr * d_p
+
+    def _update_flat(self, group: dict[str, Any]) -> bool:
+        """The momentum step on flat buffers; False (nothing done) when it does not apply."""
+        flat = self._flat(group, ("momentum_buffer",))
+        if flat is None:
+            return False
+        states = [self.state.get(id(p)) for p in flat.params]
+        fresh = all(not state or state.get("momentum_buffer") is None for state in states)
+        if not fresh and (not all(states) or not flat.adopt(states, "momentum_buffer")):
+            return False
+        momentum, dampening = group["momentum"], group["dampening"]
+        d_p = flat.gather_grads()
+        if group["maximize"]:
+            np.negative(d_p, out=d_p)
+        buf = flat.buffers["momentum_buffer"]
+        if fresh:
+            np.copyto(buf, d_p)  # the first buffer is the gradient itself, as torch
+            for p, view in zip(flat.params, flat.views["momentum_buffer"], strict=True):
+                self.state.setdefault(id(p), {})["momentum_buffer"] = view
+        else:
+            buf *= momentum
+            if dampening == 0:
+                buf += d_p  # (1 - 0) * d_p is d_p exactly
+            else:
+                buf += np.multiply(d_p, 1 - dampening, out=flat.scratch)
+        step = buf
+        if group["nesterov"]:
+            step = np.add(d_p, np.multiply(buf, momentum, out=flat.scratch), out=flat.scratch)
+        np.multiply(step, group["lr"], out=flat.delta)
+        flat.apply()
+        return True
 
 
 class Adam(Optimizer):
@@ -289,6 +399,8 @@ class Adam(Optimizer):
         _check("Adam", "weight_decay", group["weight_decay"], group["weight_decay"] >= 0, ">= 0")
 
     def _update(self, group: dict[str, Any]) -> None:
+        if group["weight_decay"] == 0 and self._update_flat(group):
+            return
         lr, eps, weight_decay, amsgrad = group["lr"], group["eps"], group["weight_decay"], group["amsgrad"]
         beta1, beta2 = group["betas"]
         for p in group["params"]:
@@ -316,13 +428,66 @@ class Adam(Optimizer):
             denom = np.sqrt(second) / math.sqrt(1 - beta2**step) + eps
             p.data -= step_size * (exp_avg / denom)
 
+    def _update_flat(self, group: dict[str, Any]) -> bool:
+        """The Adam step on flat buffers; False (nothing done) when it does not apply."""
+        amsgrad = group["amsgrad"]
+        names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq") if amsgrad else ("exp_avg", "exp_avg_sq")
+        flat = self._flat(group, names)
+        if flat is None:
+            return False
+        states = [self.state.get(id(p)) for p in flat.params]
+        fresh = not any(states)
+        if fresh:
+            for buffer in flat.buffers.values():
+                buffer.fill(0)
+        else:
+            if not all(states) or len({state.get("step") for state in states}) != 1:
+                return False
+            if not all(flat.adopt(states, name) for name in names):
+                return False
+        lr, eps = group["lr"], group["eps"]
+        beta1, beta2 = group["betas"]
+        grad = flat.gather_grads()
+        if group["maximize"]:
+            np.negative(grad, out=grad)
+        if fresh:
+            for i, p in enumerate(flat.params):
+                state = self.state[id(p)] = {"step": 0}
+                for name in names:
+                    state[name] = flat.views[name][i]
+            states = [self.state[id(p)] for p in flat.params]
+        for state in states:
+            state["step"] += 1
+        step = states[0]["step"]
+        exp_avg, exp_avg_sq = flat.buffers["exp_avg"], flat.buffers["exp_avg_sq"]
+        tmp, delta = flat.scratch, flat.delta
+        _lerp_(exp_avg, grad, 1 - beta1, tmp)
+        exp_avg_sq *= beta2
+        exp_avg_sq += np.multiply(np.multiply(grad, grad, out=tmp), 1 - beta2, out=tmp)
+        second = exp_avg_sq
+        if amsgrad:
+            peak = flat.buffers["max_exp_avg_sq"]
+            second = np.maximum(peak, exp_avg_sq, out=peak)
+        step_size = lr / (1 - beta1**step)
+        denom = np.sqrt(second, out=tmp)
+        denom /= math.sqrt(1 - beta2**step)
+        denom += eps
+        np.divide(exp_avg, denom, out=delta)
+        delta *= step_size
+        flat.apply()
+        return True
 
-def _lerp_(start: np.ndarray, end: np.ndarray, weight: float) -> None:
-    """``start += weight * (end - start)`` in place, rounded as torch's ``lerp_``."""
+
+def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarray | None = None) -> None:
+    """``start += weight * (end - start)`` in place, rounded as torch's ``lerp_``
+    (``scratch``, an array like ``start``, holds the temporary)."""
+    diff = np.subtract(end, start, out=scratch)
     if weight < 0.5:
-        start += weight * (end - start)
+        diff *= weight
+        start += diff
     else:
-        start[...] = end - (end - start) * (1 - weight)
+        diff *= 1 - weight
+        np.subtract(end, diff, out=start)
 
 
 def _check(owner: str, name: str, value: Any, ok: bool, requirement: str) -> None:

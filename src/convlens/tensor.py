@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,25 @@ def is_grad_enabled() -> bool:
     return getattr(_state, "grad_enabled", True)
 
 
-@contextlib.contextmanager
-def no_grad() -> Iterator[None]:
+class _GradMode(contextlib.ContextDecorator):
+    """Set whether graphs are recorded for the duration of a ``with`` block (or a decorated
+    call), restoring the previous mode afterwards. A class rather than a generator-based
+    context manager: entering one is on the path of every batch-1 inference call."""
+
+    _enabled = True
+
+    def __enter__(self) -> None:
+        self._previous = getattr(_state, "grad_enabled", True)
+        _state.grad_enabled = self._enabled
+
+    def __exit__(self, *exc: object) -> None:
+        _state.grad_enabled = self._previous
+
+    def _recreate_cm(self) -> _GradMode:
+        return type(self)()  # a decorated function may recurse: one saved mode per call
+
+
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
     """Context in which no graph is recorded (inference, optimizer steps).
 
     >>> import convlens as cl
@@ -46,23 +63,14 @@ def no_grad() -> Iterator[None]:
     >>> y.requires_grad
     False
     """
-    previous = is_grad_enabled()
-    _state.grad_enabled = False
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+
+    _enabled = False
 
 
-@contextlib.contextmanager
-def enable_grad() -> Iterator[None]:
+class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
     """Re-enable graph recording inside a ``no_grad()`` block."""
-    previous = is_grad_enabled()
-    _state.grad_enabled = True
-    try:
-        yield
-    finally:
-        _state.grad_enabled = previous
+
+    _enabled = True
 
 
 def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
@@ -144,10 +152,16 @@ class Tensor:
         out = Tensor.__new__(Tensor)
         out.data = data
         out.grad = None
-        needs_grad = is_grad_enabled() and any(p.requires_grad for p in parents)
-        out.requires_grad = needs_grad
-        out._parents = tuple(parents) if needs_grad else ()
-        out._backward = backward if needs_grad else None
+        out.requires_grad = False
+        out._parents = ()
+        out._backward = None
+        if getattr(_state, "grad_enabled", True):
+            for p in parents:  # a plain loop: this runs once per op (batch-1 inference)
+                if p.requires_grad:
+                    out.requires_grad = True
+                    out._parents = tuple(parents)
+                    out._backward = backward
+                    break
         return out
 
     @property

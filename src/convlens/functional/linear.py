@@ -28,11 +28,12 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -
     x, w = as_tensor(input), as_tensor(weight)
     b = None if bias is None else as_tensor(bias)
     _check_linear(x, w, b)
-    x2 = x.data.reshape(-1, x.shape[-1])
+    xd = x.data
+    x2 = xd if xd.ndim == 2 else xd.reshape(-1, xd.shape[-1])
     out = x2 @ w.data.T
     if b is not None:
         out += b.data
-    out_shape = x.shape[:-1] + (w.shape[0],)
+    out_shape = xd.shape[:-1] + (w.data.shape[0],)
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         g2 = g.reshape(-1, w.shape[0])
@@ -42,7 +43,7 @@ def linear(input: ArrayLike, weight: ArrayLike, bias: ArrayLike | None = None) -
         return (grad_x, grad_w) if b is None else (grad_x, grad_w, grad_b)
 
     parents = (x, w) if b is None else (x, w, b)
-    return Tensor._from_op(out.reshape(out_shape), parents, backward)
+    return Tensor._from_op(out if xd.ndim == 2 else out.reshape(out_shape), parents, backward)
 
 
 def flatten(input: ArrayLike, start_dim: int = 1, end_dim: int = -1) -> Tensor:  # noqa: A002

@@ -493,6 +493,42 @@ def _strided_windows(
     return tuple(StridedWindows(*args) for args in zip(spatial, k, s, p, d, outs, strict=True))
 
 
+_WINDOWS_CACHE: dict[tuple, tuple[StridedWindows, ...]] = {}
+_WINDOWS_CACHE_SIZE = 256
+
+
+def _plain(value: Any) -> bool:
+    """None, an int or a tuple of ints: hashable, and equal keys mean equal arguments
+    (no bool posing as an int, no list). Only such arguments are cached."""
+    kind = type(value)
+    return value is None or kind is int or (kind is tuple and all(type(v) is int for v in value))
+
+
+def _cached_strided_windows(
+    op: str,
+    nd: int,
+    spatial: tuple[int, ...],
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None,
+    padding: IntOrTuple,
+    dilation: IntOrTuple | None,
+    ceil_mode: bool,
+) -> tuple[StridedWindows, ...]:
+    """``_strided_windows`` remembered by its arguments (the windows are immutable): a layer
+    called again on the same shape skips the validation. Failures are not cached."""
+    args = (kernel_size, stride, padding, dilation)
+    if not (all(_plain(a) for a in args) and type(ceil_mode) in (bool, int)):
+        return _strided_windows(op, nd, spatial, kernel_size, stride, padding, dilation, ceil_mode)
+    key = (op, nd, spatial, *args, bool(ceil_mode))
+    hit = _WINDOWS_CACHE.get(key)
+    if hit is None:
+        hit = _strided_windows(op, nd, spatial, kernel_size, stride, padding, dilation, ceil_mode)
+        if len(_WINDOWS_CACHE) >= _WINDOWS_CACHE_SIZE:
+            _WINDOWS_CACHE.clear()
+        _WINDOWS_CACHE[key] = hit
+    return hit
+
+
 def _adaptive_windows(op: str, nd: int, spatial: tuple[int, ...], output_size: Any) -> tuple[Windows, ...]:
     sizes = output_size
     if isinstance(output_size, Sequence) and not isinstance(output_size, str) and len(output_size) == nd:
@@ -581,10 +617,12 @@ def _grad_nhwc(g: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(g.transpose(0, 2, 3, 1))
 
 
-def _tile_input_gradient(a: np.ndarray, ho: int, wo: int, kh: int, kw: int) -> tuple[np.ndarray, np.ndarray]:
-    """A gradient array like ``a`` and its whole-tile part for the kernels to fill."""
-    whole = a.shape[1] == ho * kh and a.shape[2] == wo * kw
-    dx = (np.empty if whole else np.zeros)(a.shape, dtype=a.dtype)  # remainder rows/cols get 0
+def _tile_input_gradient(
+    shape: tuple[int, ...], dtype: np.dtype, ho: int, wo: int, kh: int, kw: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """An NHWC gradient array of ``shape`` and its whole-tile part for the kernels to fill."""
+    whole = shape[1] == ho * kh and shape[2] == wo * kw
+    dx = (np.empty if whole else np.zeros)(shape, dtype=dtype)  # remainder rows/cols get 0
     return dx, dx[:, : ho * kh, : wo * kw]
 
 
@@ -598,9 +636,10 @@ def _max_pool_tiles(x: Tensor, windows: tuple[Windows, ...], track: bool, relu: 
     out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
     arg = np.empty(out.shape, dtype=np.uint8)
     kernels.max_pool_forward(a, kh, kw, relu, out, arg)
+    shape, dtype = a.shape, a.dtype  # the backward keeps no reference to the input
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        dx, tiles = _tile_input_gradient(a, ho, wo, kh, kw)
+        dx, tiles = _tile_input_gradient(shape, dtype, ho, wo, kh, kw)
         kernels.max_pool_backward(_grad_nhwc(g), arg, out, relu, kh, kw, tiles)
         return (dx.transpose(0, 3, 1, 2),)
 
@@ -616,9 +655,10 @@ def _avg_pool_tiles(x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray
     out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
     d = a.dtype.type(divisor)
     kernels.avg_pool_forward(a, kh, kw, d, out)
+    shape, dtype = a.shape, a.dtype
 
     def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        dx, tiles = _tile_input_gradient(a, ho, wo, kh, kw)
+        dx, tiles = _tile_input_gradient(shape, dtype, ho, wo, kh, kw)
         kernels.avg_pool_backward(_grad_nhwc(g), kh, kw, d, tiles)
         return (dx.transpose(0, 3, 1, 2),)
 
@@ -638,7 +678,9 @@ def _max_pool_nd(
     op = f"max_pool{nd}d"
     x = as_tensor(input)
     _check_input(x, nd, op, integers=True)
-    windows = _strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, dilation, ceil_mode)
+    windows = _cached_strided_windows(
+        op, nd, x.shape[-nd:], kernel_size, stride, padding, dilation, ceil_mode
+    )
     return _max_pool(x, windows, return_indices)
 
 
@@ -656,7 +698,7 @@ def _avg_pool_nd(
     x = as_tensor(input)
     _check_input(x, nd, op, integers=True)
     _check_divisor(op, divisor_override)
-    windows = _strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, None, ceil_mode)
+    windows = _cached_strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, None, ceil_mode)
     return _avg_pool(x, windows, avg_pool_divisor(windows, bool(count_include_pad), divisor_override))
 
 
@@ -696,7 +738,7 @@ def _relu_max_pool2d(
     """
     x = as_tensor(input)
     _check_input(x, 2, "max_pool2d", integers=True)
-    windows = _strided_windows(
+    windows = _cached_strided_windows(
         "max_pool2d", 2, x.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode
     )
     return _max_pool(x, windows, False, relu=True)
