@@ -1,8 +1,8 @@
 """The convolution engine's fast paths against each other and against the oracles.
 
 Every random configuration runs through each backend (pure NumPy and, when
-installed, numba) and each im2col layout (tap-major and channel-minor, forced
-by moving the channel threshold), with inputs and upstream gradients in both
+installed, numba) and each im2col layout (tap-major, channel-minor and batch-inner, forced
+by moving the channel and row-length thresholds), with inputs and upstream gradients in both
 memory orders (NCHW and channels-last). The forward is checked against the
 loop oracle (``reference_conv.conv_reference``), every gradient against
 PyTorch in float64, and the backends against each other.
@@ -25,7 +25,8 @@ from convlens import functional as F
 from convlens.functional import conv as conv_module
 
 BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
-LAYOUTS = {"tap-major": 10**9, "channel-minor": 0}
+# layout -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW)
+LAYOUTS = {"tap-major": (10**9, 0), "channel-minor": (0, 0), "batch-inner": (10**9, 10**9)}
 OURS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -119,8 +120,9 @@ def run_torch(case: dict) -> dict[str, np.ndarray | None]:
 
 def run_paths(case: dict, monkeypatch, needs_input: bool = True) -> dict[tuple[str, str], dict]:
     results = {}
-    for layout, threshold in LAYOUTS.items():
+    for layout, (threshold, width) in LAYOUTS.items():
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", threshold)
+        monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", width)
         for name in BACKENDS:
             with cl.backend.use(name):
                 results[(name, layout)] = run_ours(case, needs_input)
@@ -212,3 +214,118 @@ def test_import_does_not_load_numba():
     code = "import sys, convlens; print('numba' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "False"
+
+
+# ---------------------------------------------------------------------------
+# FFT path (large kernels, stride 1): forced on small random cases by lowering
+# the tap threshold, checked against the loop oracle and PyTorch.
+# ---------------------------------------------------------------------------
+def fft_case(rng: np.random.Generator, d: int) -> dict:
+    case = random_case(rng, d)
+    case["kwargs"]["stride"] = (1,) * d
+    sizes, k = case["x"].shape[2:], case["kwargs"]
+    out = [
+        m + 2 * p - dl * (kk - 1)
+        for m, p, dl, kk in zip(sizes, k["padding"], k["dilation"], case["w"].shape[2:], strict=True)
+    ]
+    case["probe"] = rng.standard_normal((case["x"].shape[0], case["w"].shape[0], *out))
+    return case
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_fft_path_matches_oracles(d, threads, monkeypatch):
+    monkeypatch.setattr(conv_module, "_FFT_MIN_TAPS", 0)
+    monkeypatch.setattr(conv_module, "_FFT_THREADS", threads)
+    used = []
+    original = conv_module._fft_forward
+    monkeypatch.setattr(conv_module, "_fft_forward", lambda *a: used.append(1) or original(*a))
+    rng = np.random.default_rng(900 + 10 * d + threads)
+    for i in range({1: 30, 2: 40, 3: 10}[d]):
+        base = fft_case(rng, d)
+        k = base["kwargs"]
+        case64 = cast(base, np.float64, "channels-last" if i % 2 else "contiguous")
+        pads = tuple((p, p) for p in k["padding"])
+        loops = conv_reference(
+            case64["x"],
+            case64["w"],
+            case64["b"],
+            (1,) * d,
+            pads,
+            k["dilation"],
+            k["groups"],
+            k["padding_mode"],
+        )
+        expected = run_torch(case64)
+        ours = run_ours(case64)
+        assert record(f"fft conv{d}d forward vs loop oracle", relative_error(ours["out"], loops)) < 1e-11
+        compare(f"fft conv{d}d float64 vs torch", ours, expected, 1e-10)
+        case32 = cast(base, np.float32, "contiguous" if i % 2 else "channels-last")
+        compare(f"fft conv{d}d float32 vs torch float64", run_ours(case32), expected, 1e-5)
+        no_input = run_ours(case32, needs_input=False)
+        assert no_input["x"] is None and no_input["w"] is not None
+    assert used
+
+
+def test_fft_dispatch():
+    """FFT for stride-1 kernels of at least 49 taps; im2col otherwise (LeNet's 5x5, strided layers)."""
+    x = np.zeros((1, 3, 32, 32), np.float32)
+
+    def uses_fft(kernel, stride=1):
+        w = np.zeros((2, 3, *kernel), np.float32)
+        geometry, _ = conv_module._conv_geometry("conv2d", 2, x, w, None, stride, 0, 1, 1, "zeros")
+        return conv_module._use_fft(w, geometry)
+
+    assert uses_fft((9, 9)) and uses_fft((7, 7))
+    assert not uses_fft((5, 5)) and not uses_fft((3, 3)) and not uses_fft((9, 9), stride=2)
+
+
+def test_fft_large_kernel_layer_against_torch():
+    """Layer (d) of the benchmarks, shrunk: 3->16 channels, 9x9 kernel, padding 4, default dispatch."""
+    rng = np.random.default_rng(11)
+    base = {
+        "x": rng.standard_normal((3, 3, 40, 36)),
+        "w": rng.standard_normal((16, 3, 9, 9)) * 0.1,
+        "b": rng.standard_normal(16),
+        "probe": rng.standard_normal((3, 16, 40, 36)),
+        "kwargs": {
+            "stride": (1, 1),
+            "padding": (4, 4),
+            "dilation": (1, 1),
+            "groups": 1,
+            "padding_mode": "zeros",
+        },
+    }
+    expected = run_torch(cast(base, np.float64, "contiguous"))
+    for dtype, tolerance in ((np.float64, 1e-10), (np.float32, 1e-5)):
+        ours = run_ours(cast(base, dtype, "contiguous"))
+        assert ours["out"].strides[1] == ours["out"].itemsize  # channels-last, like the im2col path
+        compare(f"fft layer (d) {np.dtype(dtype).name} vs torch float64", ours, expected, tolerance)
+
+
+@pytest.mark.parametrize("n", [4, 5, 7, 8, 9, 15, 17, 136, 1000])
+def test_fft_length_is_smooth(n):
+    m = conv_module._fft_length(n)
+    rest = m
+    for p in (2, 3, 5):
+        while rest % p == 0:
+            rest //= p
+    assert m >= n and rest == 1 and m % 2 == 0 and m < 1.25 * n + 2
+
+
+def test_reused_buffers_never_alias_live_results():
+    """Recycled column/output buffers: a result the caller still holds is never overwritten."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 2, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    first = F.conv2d(x, w).data
+    kept = first.copy()
+    view = F.conv2d(x * 2, w).data[:, 1:]  # only a view of the second result survives
+    third = F.conv2d(x * 3, w).data
+    assert not np.shares_memory(first, third) and not np.shares_memory(view, third)
+    np.testing.assert_array_equal(first, kept)
+    np.testing.assert_allclose(third, 3 * kept, rtol=1e-5, atol=1e-5)
+    buffer = conv_module._reusable((5, 7), np.float32)
+    alias = buffer[2:]
+    del buffer
+    assert not np.shares_memory(conv_module._reusable((5, 7), np.float32), alias)
