@@ -9,7 +9,9 @@ then records its resident set size (VmRSS), resets the kernel's high-water mark
 (``echo 5 > /proc/self/clear_refs``) and runs STEPS more calls. Reported:
 
 - ``peak_mib``: VmHWM after the steps minus VmRSS before them, the extra memory a
-  steady-state call needs at its peak (outputs, graph, gradients, temporaries);
+  steady-state call needs at its peak (outputs, graph, gradients, temporaries), plus
+  the buffers convlens keeps between calls for reuse (``retained_mib``: resident
+  before the steps begin, so the high-water mark alone would not show them);
 - ``first_call_mib``: the same for the first call alone (one-off costs included);
 - ``process_peak_mib``: the whole process's high-water mark (interpreter, framework
   import, inputs).
@@ -86,6 +88,16 @@ def _rss_and_reset() -> tuple[float | None, bool]:
     return rss, rss is not None and _reset_high_water()
 
 
+def _retained_mib(framework: str) -> float:
+    """Memory convlens' convolution keeps between calls for reuse (0 for PyTorch's CPU allocator)."""
+    if framework != "convlens":
+        return 0.0
+    from convlens.functional import conv
+
+    cache = getattr(conv, "_REUSABLE", {})
+    return sum(b.nbytes for buffers in cache.values() for b in buffers) / 2**20
+
+
 def child(name: str, framework: str, steps: int) -> dict[str, Any]:
     limit_threads(torch=framework == "torch")
     __import__("convlens" if framework == "convlens" else "torch")
@@ -105,8 +117,10 @@ def child(name: str, framework: str, steps: int) -> dict[str, Any]:
     for _ in range(steps):
         step()
     after = _status_kib("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    retained = _retained_mib(framework)
     return {
-        "peak_mib": (after - rss1) / 1024,
+        "peak_mib": (after - rss1) / 1024 + retained,
+        "retained_mib": retained,
         "first_call_mib": None if first_call is None else first_call / 1024,
         "process_peak_mib": max(after, setup_peak or 0, (rss0 or 0) + (first_call or 0)) / 1024,
         "method": "VmHWM after clear_refs minus VmRSS" if exact else "ru_maxrss delta (import peak may mask)",
