@@ -26,8 +26,9 @@ def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float(np.max(np.abs(actual - expected)) / max(1.0, float(np.max(np.abs(expected)))))
 
 
-def numerical_gradients(f: Callable[..., cl.Tensor], inputs: Sequence[np.ndarray],
-                        eps: float = 1e-6) -> list[np.ndarray]:
+def numerical_gradients(
+    f: Callable[..., cl.Tensor], inputs: Sequence[np.ndarray], eps: float = 1e-6
+) -> list[np.ndarray]:
     """Central differences of sum(f(*inputs) * probe) for each float64 input."""
     inputs = [np.array(x, dtype=np.float64) for x in inputs]
     with cl.no_grad():

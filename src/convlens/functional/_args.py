@@ -36,8 +36,15 @@ def ntuple(value: Any, n: int, name: str, op: str, minimum: int = 1) -> tuple[in
     return values
 
 
-def output_size(n: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1,
-                ceil_mode: bool = False, padding_after: int | None = None) -> int:
+def output_size(
+    n: int,
+    kernel: int,
+    padding: int = 0,
+    stride: int = 1,
+    dilation: int = 1,
+    ceil_mode: bool = False,
+    padding_after: int | None = None,
+) -> int:
     """Length of a convolution/pooling output along one axis (LECTURE.md section 3).
 
     ``out = floor((n + p_before + p_after - dilation*(kernel-1) - 1) / stride) + 1``;
