@@ -97,6 +97,28 @@ def test_tiled_pools_match_torch_on_both_backends_and_layouts(kind, dtype):
                 assert np.array_equal(out, results[0][0]) and np.array_equal(grad, results[0][1])
 
 
+@pytest.mark.parametrize("relu", [False, True])
+def test_2x2_kernels_for_few_and_many_channels(relu):
+    """The 2x2 kernels (taps in registers; per-element backward below 16 channels, the
+    generic backward from 16 on) against PyTorch, exactly, with ties, NaN and infinities."""
+    rng = np.random.default_rng(7 + relu)
+    for case in range(24):
+        dtype = (np.float32, np.float64)[case % 2]
+        n, c = int(rng.integers(1, 4)), int(rng.choice([1, 3, 6, 8, 15, 16, 17, 24]))
+        h, w = 2 * int(rng.integers(1, 5)) + int(rng.integers(0, 2)), 2 * int(rng.integers(1, 5))
+        x = rng.integers(-2, 3, size=(n, c, h, w)).astype(dtype)
+        if case % 3 == 0:  # (the fused ReLU's gradient at a NaN maximum is 0, torch's passes)
+            x.flat[rng.integers(0, x.size, 2)] = (-np.inf, np.inf) if relu else (np.nan, -np.inf)
+        g = rng.standard_normal((n, c, h // 2, w // 2)).astype(dtype)
+        expected_out, expected_grad = theirs("max", x, g, (2, 2), relu)
+        for name in BACKENDS:
+            with cl.backend.use(name):
+                out, grad = ours("max", channels_last(x), channels_last(g), (2, 2), relu)
+            assert np.array_equal(out, expected_out, equal_nan=True)
+            assert not np.signbit(out[out == 0]).any()
+            assert np.array_equal(grad, expected_grad, equal_nan=True)
+
+
 @pytest.mark.parametrize("name", BACKENDS)
 def test_channels_last_stays_channels_last(name):
     x = channels_last(np.random.default_rng(0).standard_normal((2, 3, 8, 6)).astype(np.float32))
