@@ -205,6 +205,32 @@ def test_lenet_layers_both_backends(monkeypatch):
             compare("lenet layers float32 vs torch float64", ours, expected, 1e-5)
 
 
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
+    """Batch-inner 2-D input gradient: numba's one GEMM + col2im against NumPy's per-tap adds,
+    on random strides, dilations, groups and batch sizes; numba's path is the one dispatched."""
+    rng = np.random.default_rng(11)
+    called = []
+    original = conv_module._batch_inner_col2im_numba
+    monkeypatch.setattr(conv_module, "_batch_inner_col2im_numba", lambda *a: called.append(1) or original(*a))
+    for _ in range(40):
+        case = random_case(rng, 2)
+        n = int(rng.integers(2, 9))
+        case["x"] = rng.standard_normal((n, *case["x"].shape[1:]))
+        case["probe"] = rng.standard_normal((n, *case["probe"].shape[1:]))
+        monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
+        monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
+        results = {}
+        for name in ("numpy", "numba"):
+            with cl.backend.use(name):
+                results[name] = run_ours(case)
+        error = record(
+            "batch-inner dx numba vs numpy", relative_error(results["numba"]["x"], results["numpy"]["x"])
+        )
+        assert error < 1e-12
+    assert len(called) == 40
+
+
 def test_forward_output_is_channels_last():
     out = F.conv2d(np.ones((2, 3, 8, 8), np.float32), np.ones((5, 3, 3, 3), np.float32))
     assert out.shape == (2, 5, 6, 6) and out.data.strides[1] == out.data.itemsize

@@ -847,16 +847,45 @@ def _batch_inner_forward(
     return np.moveaxis(buffer, -1, 1), _Saved(cols, True, b is not None, x.shape, batch_inner=True)
 
 
-def _batch_inner_backward(
-    grad: np.ndarray, w: np.ndarray, saved: _Saved, g: ConvGeometry, needs: Sequence[bool]
-) -> tuple[np.ndarray | None, ...]:
-    """Input gradient as one small GEMM per tap, each block added while still in cache.
+def _batch_inner_col2im_by_tap(
+    columns: np.ndarray, w: np.ndarray, g: ConvGeometry, padded: np.ndarray
+) -> None:
+    """NumPy: one small GEMM per tap, each block added while still in cache.
 
     Per tap, ``(C/G, O/G) @ (O/G, P*N)`` gives a block of ``C * P * N`` cells
     (150 KB in LeNet's layer (b)) that is added at once: measured 2x faster
     than one GEMM into the whole ``(C*K, P*N)`` column gradient (3.8 MB) and
-    then the adds.
+    then NumPy's strided adds.
     """
+    groups, c, n = g.groups, padded.shape[0], padded.shape[-1]
+    tap_weights = _tap_weights(w, groups).swapaxes(2, 3)  # (K, G, Cg, Og)
+    block = _reusable((groups, c // groups, columns.shape[-1]), columns.dtype)
+    for tap, offsets in enumerate(np.ndindex(*g.kernel)):
+        np.matmul(tap_weights[tap], columns, out=block)
+        target = (slice(None), *_tap_slices(offsets, g.stride, g.dilation, g.out_size))
+        padded[target] += block.reshape(c, *g.out_size, n)
+
+
+def _batch_inner_col2im_numba(
+    columns: np.ndarray, w: np.ndarray, g: ConvGeometry, padded: np.ndarray
+) -> None:
+    """numba (2-D): one GEMM for every tap's column gradient, then one compiled col2im.
+
+    Unlike NumPy's adds, the compiled scatter is cheap enough that the single
+    large GEMM wins: LeNet's layer (b) measured 0.38 ms against 0.84 ms per tap.
+    """
+    dcols = _reusable((g.groups, w[0].size, columns.shape[-1]), columns.dtype)  # (G, Cg*K, P*N)
+    np.matmul(_weight_matrix(w, g.groups).swapaxes(1, 2), columns, out=dcols)
+    from .._kernels.conv import col2im_batch_inner
+
+    dcols = dcols.reshape(-1, dcols.shape[-1])
+    col2im_batch_inner(dcols, *g.kernel, *g.stride, *g.dilation, *g.out_size, padded)
+
+
+def _batch_inner_backward(
+    grad: np.ndarray, w: np.ndarray, saved: _Saved, g: ConvGeometry, needs: Sequence[bool]
+) -> tuple[np.ndarray | None, ...]:
+    """Gradients for batch-inner columns; the input gradient is scattered into ``(C, *Sp, N)``."""
     groups, n, c = g.groups, grad.shape[0], saved.input_shape[1]
     columns = _reusable((grad.shape[1], *grad.shape[2:], n), grad.dtype)  # (O, *out, N)
     np.copyto(columns, np.moveaxis(grad, 0, -1))
@@ -864,14 +893,12 @@ def _batch_inner_backward(
     rows = columns.swapaxes(1, 2)  # (G, P*N, Og) view, the weight-gradient operand
     dx = dw = db = None
     if needs[0]:
-        tap_weights = _tap_weights(w, groups).swapaxes(2, 3)  # (K, G, Cg, Og)
         padded = _reusable((c, *_padded_size(saved.input_shape[2:], g.padding), n), grad.dtype)
         padded.fill(0)
-        block = _reusable((groups, c // groups, columns.shape[-1]), grad.dtype)
-        for tap, offsets in enumerate(np.ndindex(*g.kernel)):
-            np.matmul(tap_weights[tap], columns, out=block)
-            target = (slice(None), *_tap_slices(offsets, g.stride, g.dilation, g.out_size))
-            padded[target] += block.reshape(c, *g.out_size, n)
+        if len(g.kernel) == 2 and backend.use_numba():
+            _batch_inner_col2im_numba(columns, w, g, padded)
+        else:
+            _batch_inner_col2im_by_tap(columns, w, g, padded)
         dx = pad_spatial_backward(np.moveaxis(padded, -1, 0), g.padding, g.padding_mode)
     if needs[1] or needs[2]:
         dw, db = _conv_weight_gradient(rows, saved, w)
