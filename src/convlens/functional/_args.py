@@ -59,3 +59,13 @@ def output_size(
     if ceil_mode and (out - 1) * stride >= n + padding:
         out -= 1
     return out
+
+
+def cacheable(value: Any) -> bool:
+    """True for None, an int, a str or a tuple of ints: hashable, and equal keys mean
+    equal arguments (no bool posing as an int, no list). Ops cache their validated
+    geometry only for such arguments, so anything else is validated on every call."""
+    kind = type(value)
+    if kind is tuple:
+        return all(type(v) is int for v in value)
+    return value is None or kind is int or kind is str

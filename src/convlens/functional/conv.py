@@ -42,7 +42,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import backend
 from ..tensor import Tensor, as_tensor
-from ._args import ntuple, output_size
+from ._args import cacheable, ntuple, output_size
 from .pad import check_spatial_padding, pad_spatial, pad_spatial_backward
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
@@ -210,13 +210,6 @@ _GEOMETRY_CACHE: dict[tuple, tuple[ConvGeometry, bool]] = {}
 _GEOMETRY_CACHE_SIZE = 256
 
 
-def _plain(value: Any) -> bool:
-    """An int, a str or a tuple of ints: hashable, and equal keys mean equal arguments
-    (no bool posing as an int, no list). Only such arguments are cached."""
-    kind = type(value)
-    return kind is int or kind is str or (kind is tuple and all(type(v) is int for v in value))
-
-
 def _cached_conv_geometry(
     op: str,
     d: int,
@@ -232,7 +225,7 @@ def _cached_conv_geometry(
     """``_conv_geometry`` remembered by (shapes, dtypes, arguments): a layer called again on
     the same shapes skips the validation (batch-1 inference is dominated by such per-call
     overhead). Only successful results are kept, so bad arguments raise every time."""
-    plain = _plain(stride) and _plain(padding) and _plain(dilation)
+    plain = cacheable(stride) and cacheable(padding) and cacheable(dilation)
     if not (plain and type(groups) is int and type(padding_mode) is str):
         return _conv_geometry(op, d, x, w, b, stride, padding, dilation, groups, padding_mode)
     bias_key = None if b is None else (b.shape, b.dtype)

@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import backend
 from ..tensor import ArrayLike, Tensor, as_tensor, is_grad_enabled
-from ._args import ntuple, output_size
+from ._args import cacheable, ntuple, output_size
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -497,13 +497,6 @@ _WINDOWS_CACHE: dict[tuple, tuple[StridedWindows, ...]] = {}
 _WINDOWS_CACHE_SIZE = 256
 
 
-def _plain(value: Any) -> bool:
-    """None, an int or a tuple of ints: hashable, and equal keys mean equal arguments
-    (no bool posing as an int, no list). Only such arguments are cached."""
-    kind = type(value)
-    return value is None or kind is int or (kind is tuple and all(type(v) is int for v in value))
-
-
 def _cached_strided_windows(
     op: str,
     nd: int,
@@ -517,7 +510,7 @@ def _cached_strided_windows(
     """``_strided_windows`` remembered by its arguments (the windows are immutable): a layer
     called again on the same shape skips the validation. Failures are not cached."""
     args = (kernel_size, stride, padding, dilation)
-    if not (all(_plain(a) for a in args) and type(ceil_mode) in (bool, int)):
+    if not (all(cacheable(a) for a in args) and type(ceil_mode) in (bool, int)):
         return _strided_windows(op, nd, spatial, kernel_size, stride, padding, dilation, ceil_mode)
     key = (op, nd, spatial, *args, bool(ceil_mode))
     hit = _WINDOWS_CACHE.get(key)
