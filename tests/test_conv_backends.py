@@ -1,8 +1,9 @@
 """The convolution engine's fast paths against each other and against the oracles.
 
 Every random configuration runs through each backend (pure NumPy and, when
-installed, numba) and each im2col layout (tap-major, channel-minor and batch-inner, forced
-by moving the channel and row-length thresholds), with inputs and upstream gradients in both
+installed, numba) and each path: the im2col layouts (tap-major, channel-minor and batch-inner)
+and numba's direct convolution (2-D, stride 1, any channel count here), forced by moving
+the channel and row-length thresholds, with inputs and upstream gradients in both
 memory orders (NCHW and channels-last). The forward is checked against the
 loop oracle (``reference_conv.conv_reference``), every gradient against
 PyTorch in float64, and the backends against each other.
@@ -25,8 +26,14 @@ from convlens import functional as F
 from convlens.functional import conv as conv_module
 
 BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
-# layout -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW)
-LAYOUTS = {"tap-major": (10**9, 0), "channel-minor": (0, 0), "batch-inner": (10**9, 10**9)}
+# path -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW, _DIRECT_MAX_CHANNELS); "direct" runs only
+# with numba and where it applies (2-D, groups 1, stride 1), else falls back to tap-major
+LAYOUTS = {
+    "tap-major": (10**9, 0, 0),
+    "channel-minor": (0, 0, 0),
+    "batch-inner": (10**9, 10**9, 0),
+    "direct": (10**9, 0, 10**9),
+}
 OURS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 MODES = ("zeros", "reflect", "replicate", "circular")
@@ -120,9 +127,10 @@ def run_torch(case: dict) -> dict[str, np.ndarray | None]:
 
 def run_paths(case: dict, monkeypatch, needs_input: bool = True) -> dict[tuple[str, str], dict]:
     results = {}
-    for layout, (threshold, width) in LAYOUTS.items():
+    for layout, (threshold, width, direct) in LAYOUTS.items():
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", threshold)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", width)
+        monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", direct)
         for name in BACKENDS:
             with cl.backend.use(name):
                 results[(name, layout)] = run_ours(case, needs_input)
@@ -168,6 +176,51 @@ def test_every_path_matches_float32(d, monkeypatch):
         reference = results[("numpy", "tap-major")]
         for ours in results.values():  # the backends and layouts agree with each other
             compare(f"conv{d}d float32 paths vs each other", ours, reference, 1e-5)
+
+
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
+def test_direct_path_matches_oracles(monkeypatch):
+    """numba's direct convolution (2-D, stride 1, 1-3 input channels): dispatched, and equal to
+    the loop oracle, PyTorch and the NumPy im2col path on random dilations, paddings and modes."""
+    rng = np.random.default_rng(12)
+    called = []
+    original = conv_module._direct_forward
+    monkeypatch.setattr(conv_module, "_direct_forward", lambda *a: called.append(1) or original(*a))
+    for i in range(60):
+        base = random_case(rng, 2)
+        c_in = int(rng.integers(1, 4))
+        base["x"] = base["x"][:, :1].repeat(c_in, axis=1) + rng.standard_normal(base["x"][:, :c_in].shape)
+        base["w"] = rng.standard_normal((base["w"].shape[0], c_in, *base["w"].shape[2:]))
+        base["kwargs"] = {**base["kwargs"], "stride": (1, 1), "groups": 1}
+        k = base["kwargs"]
+        size = [
+            m + 2 * p - dl * (kk - 1)
+            for m, p, dl, kk in zip(
+                base["x"].shape[2:], k["padding"], k["dilation"], base["w"].shape[2:], strict=True
+            )
+        ]
+        base["probe"] = rng.standard_normal((base["x"].shape[0], base["w"].shape[0], *size))
+        dtype, tolerance = (np.float64, 1e-10) if i % 2 else (np.float32, 1e-5)
+        case = cast(base, dtype, "channels-last" if i % 4 < 2 else "contiguous")
+        expected = run_torch(cast(base, np.float64, "contiguous"))
+        with cl.backend.use("numba"):
+            ours = run_ours(case)
+        with cl.backend.use("numpy"):
+            columns = run_ours(case)
+        loops = conv_reference(
+            base["x"],
+            base["w"],
+            base["b"],
+            (1, 1),
+            tuple((p, p) for p in k["padding"]),
+            k["dilation"],
+            1,
+            k["padding_mode"],
+        )
+        assert record("direct forward vs loop oracle", relative_error(ours["out"], loops)) < tolerance
+        compare(f"direct {np.dtype(dtype).name} vs torch float64", ours, expected, tolerance)
+        compare("direct vs numpy im2col", ours, columns, tolerance)
+    assert len(called) == 60
 
 
 def test_input_gradient_skipped_when_not_required(monkeypatch):
@@ -220,6 +273,7 @@ def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
         case["probe"] = rng.standard_normal((n, *case["probe"].shape[1:]))
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
+        monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
         results = {}
         for name in ("numpy", "numba"):
             with cl.backend.use(name):
