@@ -260,13 +260,14 @@ def test_lenet_layers_both_backends(monkeypatch):
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
 def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
-    """Batch-inner 2-D input gradient: numba's one GEMM + col2im against NumPy's per-tap adds,
-    on random strides, dilations, groups and batch sizes; numba's path is the one dispatched."""
+    """Batch-inner 2-D input gradient: numba's GEMM per channel block + col2im against NumPy's
+    per-tap adds, on random strides, dilations, groups, batch sizes and block sizes; numba's
+    path is the one dispatched."""
     rng = np.random.default_rng(11)
     called = []
     original = conv_module._batch_inner_col2im_numba
     monkeypatch.setattr(conv_module, "_batch_inner_col2im_numba", lambda *a: called.append(1) or original(*a))
-    for _ in range(40):
+    for i in range(40):
         case = random_case(rng, 2)
         n = int(rng.integers(2, 9))
         case["x"] = rng.standard_normal((n, *case["x"].shape[1:]))
@@ -274,6 +275,7 @@ def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
+        monkeypatch.setattr(conv_module, "_COLUMN_BLOCK_BYTES", 1 if i % 2 else 2**20)  # 1: a block per channel
         results = {}
         for name in ("numpy", "numba"):
             with cl.backend.use(name):
