@@ -275,7 +275,8 @@ def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
-        monkeypatch.setattr(conv_module, "_COLUMN_BLOCK_BYTES", 1 if i % 2 else 2**20)  # 1: a block per channel
+        # 1 byte: one block per input channel
+        monkeypatch.setattr(conv_module, "_COLUMN_BLOCK_BYTES", 1 if i % 2 else 2**20)
         results = {}
         for name in ("numpy", "numba"):
             with cl.backend.use(name):

@@ -955,33 +955,44 @@ def _flat_padded(x: np.ndarray, g: ConvGeometry) -> _DirectSaved:
     return _DirectSaved(flat, (hp, wp))
 
 
+def _block_padded(a: np.ndarray, block: int) -> np.ndarray:
+    """``a`` with zeros appended along axis 0 up to a multiple of ``block`` (the kernels' output blocks)."""
+    extra = -a.shape[0] % block
+    if not extra and a.flags.c_contiguous:
+        return a
+    return np.concatenate([a, np.zeros((extra, *a.shape[1:]), a.dtype)])
+
+
 def _direct_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: ConvGeometry
 ) -> tuple[np.ndarray, _DirectSaved]:
-    from .._kernels.conv import direct_forward
+    from .._kernels.conv import FORWARD_BLOCK, direct_forward
 
     saved = _flat_padded(x, g)
     out = _reusable((x.shape[0], *g.out_size, w.shape[0]), x.dtype)  # channels-last, as the GEMM paths
     bias = np.zeros(w.shape[0], x.dtype) if b is None else b
-    direct_forward(saved.flat, np.ascontiguousarray(w), bias, *g.dilation, saved.padded_size[1], out)
+    weight, bias = _block_padded(w, FORWARD_BLOCK), _block_padded(bias, FORWARD_BLOCK)
+    direct_forward(saved.flat, weight, bias, *g.dilation, saved.padded_size[1], out)
     return np.moveaxis(out, -1, 1), saved
 
 
 def _direct_backward(
     grad: np.ndarray, w: np.ndarray, saved: _DirectSaved, g: ConvGeometry, needs: Sequence[bool]
 ) -> tuple[np.ndarray | None, ...]:
-    from .._kernels.conv import direct_input_grad, direct_weight_grad
+    from .._kernels.conv import FORWARD_BLOCK, WEIGHT_GRAD_BLOCK, direct_input_grad, direct_weight_grad
 
     rows = np.ascontiguousarray(np.moveaxis(grad, 1, -1))  # (N, ho, wo, O): free when channels-last
-    (hp, wp), dx, dw, db = saved.padded_size, None, None, None
+    (hp, wp), o, dx, dw, db = saved.padded_size, w.shape[0], None, None, None
     if needs[0]:
         dflat = np.zeros_like(saved.flat)
-        direct_input_grad(rows, np.ascontiguousarray(w), *g.dilation, wp, dflat)
+        direct_input_grad(rows, _block_padded(w, FORWARD_BLOCK), *g.dilation, wp, dflat)
         padded = dflat[:, :, : hp * wp].reshape(*saved.flat.shape[:2], hp, wp)
         dx = pad_spatial_backward(padded, g.padding, g.padding_mode)
     if needs[1] or needs[2]:
-        dw, db = np.zeros(w.shape, w.dtype), np.zeros(w.shape[0], w.dtype)
+        blocks = o + -o % WEIGHT_GRAD_BLOCK
+        dw, db = np.zeros((blocks, *w.shape[1:]), w.dtype), np.zeros(blocks, w.dtype)
         direct_weight_grad(saved.flat, rows, *g.dilation, wp, dw, db)
+        dw, db = dw[:o], db[:o]
     return dx, dw if needs[1] else None, db if needs[2] else None
 
 
