@@ -87,6 +87,25 @@ WEIGHT_GRAD_BLOCK = 6
 
 
 @numba.njit(**_JIT)
+def _accumulate_block(xf, w, b, n, o, dh, dw, wp, acc):
+    """``acc[k, q]`` = output channel ``o + k`` (k < 3) of sample ``n`` at flat position ``q``."""
+    channels, kh, kw, span = w.shape[1], w.shape[2], w.shape[3], acc.shape[1]
+    a0, a1, a2 = acc[0], acc[1], acc[2]
+    a0[:], a1[:], a2[:] = b[o], b[o + 1], b[o + 2]
+    for c in range(channels):
+        for i in range(kh):
+            for j in range(kw):
+                w0, w1, w2 = w[o, c, i, j], w[o + 1, c, i, j], w[o + 2, c, i, j]
+                offset = dh * i * wp + dw * j
+                source = xf[n, c, offset : offset + span]
+                for q in range(span):
+                    v = source[q]
+                    a0[q] += w0 * v
+                    a1[q] += w1 * v
+                    a2[q] += w2 * v
+
+
+@numba.njit(**_JIT)
 def direct_forward(xf, w, b, dh, dw, wp, out):
     """``out[n, y, x, o] = b[o] + sum_{c,i,j} w[o, c, i, j] * xf[n, c, (y + dh*i) * wp + x + dw*j]``.
 
@@ -95,24 +114,10 @@ def direct_forward(xf, w, b, dh, dw, wp, out):
     padded to a multiple of 3 (zeros); ``out`` is channels-last ``(N, ho, wo, O)``.
     """
     batch, ho, wo, channels_out = out.shape
-    channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
-    span = ho * wp
-    acc = np.empty((3, span), dtype=out.dtype)
-    a0, a1, a2 = acc[0], acc[1], acc[2]
+    acc = np.empty((3, ho * wp), dtype=out.dtype)
     for n in range(batch):
         for o in range(0, w.shape[0], 3):
-            a0[:], a1[:], a2[:] = b[o], b[o + 1], b[o + 2]
-            for c in range(channels):
-                for i in range(kh):
-                    for j in range(kw):
-                        w0, w1, w2 = w[o, c, i, j], w[o + 1, c, i, j], w[o + 2, c, i, j]
-                        offset = dh * i * wp + dw * j
-                        source = xf[n, c, offset : offset + span]
-                        for q in range(span):
-                            v = source[q]
-                            a0[q] += w0 * v
-                            a1[q] += w1 * v
-                            a2[q] += w2 * v
+            _accumulate_block(xf, w, b, n, o, dh, dw, wp, acc)
             for k in range(min(3, channels_out - o)):
                 for y in range(ho):
                     row = acc[k, y * wp : y * wp + wo]
@@ -122,28 +127,74 @@ def direct_forward(xf, w, b, dh, dw, wp, out):
 
 
 @numba.njit(**_JIT)
-def _flat_gradient(g, n, wp, flat):
-    """``flat[o, y * wp + x] = g[n, y, x, o]`` (the ``wp - wo`` extra columns and padded channels stay 0)."""
-    ho, wo, channels_out = g.shape[1], g.shape[2], g.shape[3]
-    for y in range(ho):
-        for x in range(wo):
+def direct_forward_relu_pool(xf, w, b, dh, dw, wp, ho, out, arg):
+    """``out = relu(max_pool2d(conv, 2))`` of ``direct_forward``'s ``conv`` (``ho`` rows), never stored.
+
+    ``out`` and ``arg`` are channels-last ``(N, ho // 2, wo // 2, O)``; ``arg`` gets the
+    winning tap 0..3 of each 2x2 tile by PyTorch's rule (the first maximum in row-major
+    order wins; a NaN replaces the running maximum).
+    """
+    batch, hpo, wpo, channels_out = out.shape
+    acc = np.empty((3, ho * wp), dtype=out.dtype)
+    for n in range(batch):
+        for o in range(0, w.shape[0], 3):
+            _accumulate_block(xf, w, b, n, o, dh, dw, wp, acc)
+            for k in range(min(3, channels_out - o)):
+                for py in range(hpo):
+                    top = acc[k, 2 * py * wp : 2 * py * wp + wp]
+                    bottom = acc[k, (2 * py + 1) * wp : (2 * py + 1) * wp + wp]
+                    for px in range(wpo):
+                        best, win = top[2 * px], 0
+                        v = top[2 * px + 1]
+                        if v > best or v != v:
+                            best, win = v, 1
+                        v = bottom[2 * px]
+                        if v > best or v != v:
+                            best, win = v, 2
+                        v = bottom[2 * px + 1]
+                        if v > best or v != v:
+                            best, win = v, 3
+                        out[n, py, px, o + k] = best if best > 0 or best != best else 0
+                        arg[n, py, px, o + k] = win
+
+
+@numba.njit(**_JIT)
+def _flat_gradient(g, arg, pooled, n, wp, flat):
+    """The output gradient of sample ``n`` as ``flat[o, y * wp + x]`` (0 in the extra columns).
+
+    Unpooled (``arg`` empty): ``g`` is the convolution's gradient ``(N, ho, wo, O)``. Pooled:
+    ``g`` is the gradient of ``relu(max_pool2d(conv, 2))``; it reaches the winning tap of
+    each tile where the pooled output ``pooled`` is positive, and nothing else.
+    """
+    rows, columns, channels_out = g.shape[1], g.shape[2], g.shape[3]
+    if arg.shape[0] == 0:
+        for y in range(rows):
+            for x in range(columns):
+                for o in range(channels_out):
+                    flat[o, y * wp + x] = g[n, y, x, o]
+        return
+    flat[:] = 0
+    for py in range(rows):
+        for px in range(columns):
             for o in range(channels_out):
-                flat[o, y * wp + x] = g[n, y, x, o]
+                if pooled[n, py, px, o] > 0:
+                    tap = arg[n, py, px, o]
+                    flat[o, (2 * py + tap // 2) * wp + 2 * px + tap % 2] = g[n, py, px, o]
 
 
 # Dots reassociate (fastmath "reassoc") so LLVM can vectorise the reduction:
 # the order of a float sum changes, as it does between any two BLAS builds.
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz"})
-def direct_weight_grad(xf, g, dh, dw, wp, dweight, dbias):
-    """``dweight[o, c, i, j] += sum_{n,y,x} g[n, y, x, o] * xf[n, c, (y + dh*i) * wp + x + dw*j]``;
-    ``dbias[o] += sum g[..., o]``. ``g`` is channels-last ``(N, ho, wo, O)``; ``dweight`` and
-    ``dbias`` have their output channels padded to a multiple of 6."""
-    batch, ho = g.shape[0], g.shape[1]
+def direct_weight_grad(xf, g, arg, pooled, dh, dw, wp, ho, dweight, dbias):
+    """``dweight[o, c, i, j] += sum_{n,y,x} G[n, y, x, o] * xf[n, c, (y + dh*i) * wp + x + dw*j]``;
+    ``dbias[o] += sum G[..., o]``, with ``G`` the convolution's output gradient given as
+    ``_flat_gradient`` reads it. ``dweight`` and ``dbias`` have their output channels
+    padded to a multiple of 6."""
     channels, kh, kw = dweight.shape[1], dweight.shape[2], dweight.shape[3]
     span = ho * wp
     flat = np.zeros((dweight.shape[0], span), dtype=g.dtype)
-    for n in range(batch):
-        _flat_gradient(g, n, wp, flat)
+    for n in range(g.shape[0]):
+        _flat_gradient(g, arg, pooled, n, wp, flat)
         for o in range(0, dweight.shape[0], 6):
             g0, g1, g2, g3, g4, g5 = flat[o], flat[o + 1], flat[o + 2], flat[o + 3], flat[o + 4], flat[o + 5]
             for k in range(6):
@@ -171,17 +222,15 @@ def direct_weight_grad(xf, g, dh, dw, wp, dweight, dbias):
 
 
 @numba.njit(**_JIT)
-def direct_input_grad(g, w, dh, dw, wp, dxf):
-    """``dxf[n, c, (y + dh*i) * wp + x + dw*j] += w[o, c, i, j] * g[n, y, x, o]`` into a zeroed ``dxf``.
-
-    ``w`` has its output channels padded to a multiple of 3 (zeros).
-    """
-    batch, ho = g.shape[0], g.shape[1]
+def direct_input_grad(g, arg, pooled, w, dh, dw, wp, ho, dxf):
+    """``dxf[n, c, (y + dh*i) * wp + x + dw*j] += w[o, c, i, j] * G[n, y, x, o]`` into a zeroed
+    ``dxf`` (``G`` as in ``direct_weight_grad``); ``w`` has its output channels padded to a
+    multiple of 3 (zeros)."""
     channels, kh, kw = w.shape[1], w.shape[2], w.shape[3]
     span = ho * wp
     flat = np.zeros((w.shape[0], span), dtype=g.dtype)
-    for n in range(batch):
-        _flat_gradient(g, n, wp, flat)
+    for n in range(g.shape[0]):
+        _flat_gradient(g, arg, pooled, n, wp, flat)
         for o in range(0, w.shape[0], 3):
             g0, g1, g2 = flat[o], flat[o + 1], flat[o + 2]
             for c in range(channels):

@@ -976,24 +976,90 @@ def _direct_forward(
     return np.moveaxis(out, -1, 1), saved
 
 
+_NOT_POOLED = np.zeros((0, 0, 0, 0), np.uint8)  # the kernels' "no pooling" argmax
+
+
 def _direct_backward(
-    grad: np.ndarray, w: np.ndarray, saved: _DirectSaved, g: ConvGeometry, needs: Sequence[bool]
+    grad: np.ndarray,
+    w: np.ndarray,
+    saved: _DirectSaved,
+    g: ConvGeometry,
+    needs: Sequence[bool],
+    pooled: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray | None, ...]:
+    """Gradients of the direct convolution, or (``pooled = (out, arg)``) of relu(max_pool2d(conv, 2))."""
     from .._kernels.conv import FORWARD_BLOCK, WEIGHT_GRAD_BLOCK, direct_input_grad, direct_weight_grad
 
-    rows = np.ascontiguousarray(np.moveaxis(grad, 1, -1))  # (N, ho, wo, O): free when channels-last
-    (hp, wp), o, dx, dw, db = saved.padded_size, w.shape[0], None, None, None
+    rows = np.ascontiguousarray(np.moveaxis(grad, 1, -1))  # (N, ho', wo', O): free when channels-last
+    out, arg = (rows, _NOT_POOLED) if pooled is None else pooled
+    (hp, wp), o, ho = saved.padded_size, w.shape[0], g.out_size[0]
+    dx = dw = db = None
     if needs[0]:
         dflat = np.zeros_like(saved.flat)
-        direct_input_grad(rows, _block_padded(w, FORWARD_BLOCK), *g.dilation, wp, dflat)
+        direct_input_grad(rows, arg, out, _block_padded(w, FORWARD_BLOCK), *g.dilation, wp, ho, dflat)
         padded = dflat[:, :, : hp * wp].reshape(*saved.flat.shape[:2], hp, wp)
         dx = pad_spatial_backward(padded, g.padding, g.padding_mode)
     if needs[1] or needs[2]:
         blocks = o + -o % WEIGHT_GRAD_BLOCK
         dw, db = np.zeros((blocks, *w.shape[1:]), w.dtype), np.zeros(blocks, w.dtype)
-        direct_weight_grad(saved.flat, rows, *g.dilation, wp, dw, db)
+        direct_weight_grad(saved.flat, rows, arg, out, *g.dilation, wp, ho, dw, db)
         dw, db = dw[:o], db[:o]
     return dx, dw if needs[1] else None, db if needs[2] else None
+
+
+def _conv2d_relu_max_pool2d(
+    input: Any,  # noqa: A002
+    weight: Any,
+    bias: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: Any = 1,
+    padding_mode: str = "zeros",
+) -> Tensor:
+    """``max_pool2d(relu(conv2d(input, weight, bias, ...)), 2)``, LeNet's block, in one pass when it can.
+
+    Where the direct convolution applies (numba, a batched 2-D input with 1-3 channels,
+    stride 1) the convolution's output is pooled as it is computed and never stored,
+    and the backward scatters the pooled gradient straight into the weight gradient:
+    no full-size activation, pooling pass or pooling gradient in between. Elsewhere it
+    is the three ops one after the other; either way values and gradients are the same
+    (``relu`` commutes with the max; ties go to the first maximum, as in PyTorch).
+    ``nn.Sequential`` calls it for Conv2d -> ReLU -> MaxPool2d(2) with no hooks.
+    """
+    from .pool import _relu_max_pool2d
+
+    x, w, b = _tensors(input, weight, bias)
+    geometry, batched = _cached_conv_geometry(
+        "conv2d",
+        2,
+        x.data,
+        w.data,
+        None if b is None else b.data,
+        stride,
+        padding,
+        dilation,
+        groups,
+        padding_mode,
+    )
+    if not (batched and _use_direct(x.data, w.data, geometry) and min(geometry.out_size) >= 2):
+        return _relu_max_pool2d(conv2d(x, w, b, stride, padding, dilation, groups, padding_mode), 2)
+    from .._kernels.conv import FORWARD_BLOCK, direct_forward_relu_pool
+
+    saved = _flat_padded(x.data, geometry)
+    ho, wo = geometry.out_size
+    out = np.empty((x.shape[0], ho // 2, wo // 2, w.shape[0]), x.dtype)  # channels-last
+    arg = np.empty(out.shape, np.uint8)
+    bias_data = np.zeros(w.shape[0], x.dtype) if b is None else b.data
+    weight_blocks, bias_blocks = _block_padded(w.data, FORWARD_BLOCK), _block_padded(bias_data, FORWARD_BLOCK)
+    width = saved.padded_size[1]
+    direct_forward_relu_pool(saved.flat, weight_blocks, bias_blocks, *geometry.dilation, width, ho, out, arg)
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        dx, dw, db = _direct_backward(grad, w.data, saved, geometry, _needs(x, w, b), (out, arg))
+        return (dx, dw) if b is None else (dx, dw, db)
+
+    return Tensor._from_op(np.moveaxis(out, -1, 1), _parents(x, w, b), backward)
 
 
 def _conv_forward(

@@ -6,8 +6,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from ..functional.activation import relu
 from .activation import ReLU
+from .conv import Conv2d
 from .module import Module, Shape
 from .pool import MaxPool2d
 
@@ -37,19 +37,10 @@ class Sequential(Module):
                 self.add_module(str(index), _check_module(module, str(index)))
 
     def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's name
-        fuse = False
-        for module in self._modules.values():
-            if fuse:
-                fuse = False
-                if type(module) is MaxPool2d and not module._forward_hooks:
-                    input = module._forward_after_relu(input)  # noqa: A001
-                    continue
-                input = relu(input)  # noqa: A001 - the deferred ReLU, unfused
-            if type(module) is ReLU and not module._forward_hooks:
-                fuse = True  # defer: if a MaxPool2d follows, pool first (see _relu_max_pool2d)
-                continue
-            input = module(input)  # noqa: A001
-        return relu(input) if fuse else input
+        modules, index = tuple(self._modules.values()), 0
+        while index < len(modules):
+            input, index = _run_block(modules, index, input)  # noqa: A001
+        return input
 
     def output_shape(self, input_shape: Shape) -> Shape:
         shape = tuple(input_shape)
@@ -84,6 +75,24 @@ class Sequential(Module):
             "class": "Sequential",
             "modules": [[name, child.get_config()] for name, child in self._modules.items()],
         }
+
+
+def _run_block(modules: tuple[Module, ...], index: int, input: Any) -> tuple[Any, int]:  # noqa: A002
+    """Apply ``modules[index]``, or the fused op of the block it starts; returns the output and next index.
+
+    Fused when no hook watches the modules (values and gradients are unchanged):
+    Conv2d -> ReLU -> MaxPool2d(2) (the direct convolution pools as it computes, see
+    ``F.conv._conv2d_relu_max_pool2d``) and ReLU -> MaxPool2d (ReLU commutes with the
+    max, so it runs on the pooled tensor, see ``F.pool._relu_max_pool2d``).
+    """
+    block = modules[index : index + 3]
+    kinds = tuple(type(m) for m in block)
+    unhooked = not any(m._forward_hooks for m in block)
+    if kinds == (Conv2d, ReLU, MaxPool2d) and unhooked and block[2]._is_2x2_tiles():
+        return block[0]._forward_relu_max_pool2d(input), index + 3
+    if kinds[:2] == (ReLU, MaxPool2d) and not any(m._forward_hooks for m in block[:2]):
+        return block[1]._forward_after_relu(input), index + 2
+    return block[0](input), index + 1
 
 
 def _check_module(module: Any, name: str) -> Module:

@@ -1,0 +1,121 @@
+"""The fused LeNet block ``max_pool2d(relu(conv2d(x)), 2)`` (``F.conv._conv2d_relu_max_pool2d``).
+
+With numba, a direct-path convolution pools as it computes and its backward scatters
+the pooled gradient straight into the weight gradient. Checked against the three ops
+run one after the other (our NumPy path) and against PyTorch, on random shapes,
+paddings, dilations and odd sizes, with many ties (integer-valued inputs), and
+``nn.Sequential`` is checked to dispatch it only when nothing watches the layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as TF
+from conftest import relative_error
+
+import convlens as cl
+from convlens import functional as F
+from convlens import nn
+from convlens.functional import conv as conv_module
+
+NUMBA = cl.backend.numba_available()
+MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def random_case(rng: np.random.Generator, ties: bool) -> dict:
+    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 9))
+    kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
+    padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
+    spans = [dl * (k - 1) for k, dl in zip(kernel, dilation, strict=True)]
+    sizes = [span + int(rng.integers(max(2, p + 1), 12)) for span, p in zip(spans, padding, strict=True)]
+    n = int(rng.integers(1, 5))
+    draw = (lambda shape: rng.integers(-2, 3, size=shape).astype(float)) if ties else rng.standard_normal
+    return {
+        "x": draw((n, c_in, *sizes)),
+        "w": draw((c_out, c_in, *kernel)),
+        "b": draw((c_out,)) if rng.random() < 0.8 else None,
+        "kwargs": {"padding": padding, "dilation": dilation, "padding_mode": str(rng.choice(MODES))},
+    }
+
+
+def run(case: dict, dtype, fused: bool) -> dict:
+    x = cl.tensor(case["x"].astype(dtype), requires_grad=True)
+    w = cl.tensor(case["w"].astype(dtype), requires_grad=True)
+    b = None if case["b"] is None else cl.tensor(case["b"].astype(dtype), requires_grad=True)
+    if fused:
+        out = conv_module._conv2d_relu_max_pool2d(x, w, b, **case["kwargs"])
+    else:
+        out = F.max_pool2d(F.relu(F.conv2d(x, w, b, **case["kwargs"])), 2)
+    probe = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
+    out.backward(probe)
+    return {"out": out.data, "x": x.grad, "w": w.grad, "b": None if b is None else b.grad, "probe": probe}
+
+
+def run_torch(case: dict, probe: np.ndarray) -> dict:
+    k = dict(case["kwargs"])
+    mode = k.pop("padding_mode")
+    x, w = (torch.from_numpy(case[n]).requires_grad_() for n in ("x", "w"))
+    b = None if case["b"] is None else torch.from_numpy(case["b"]).requires_grad_()
+    xp = x
+    if mode != "zeros":
+        xp = TF.pad(x, [p for p in reversed(k["padding"]) for _ in range(2)], mode=mode)
+        k["padding"] = 0
+    out = TF.max_pool2d(TF.relu(TF.conv2d(xp, w, b, **k)), 2)
+    out.backward(torch.from_numpy(probe.astype(np.float64)))
+    return {
+        "out": out.detach().numpy(),
+        "x": x.grad.numpy(),
+        "w": w.grad.numpy(),
+        "b": None if b is None else b.grad.numpy(),
+    }
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("ties", [False, True])
+def test_fused_block_matches_unfused_and_torch(ties, monkeypatch):
+    rng = np.random.default_rng(40 + ties)
+    called = []
+    kernel = conv_module._flat_padded
+    monkeypatch.setattr(conv_module, "_flat_padded", lambda *a: called.append(1) or kernel(*a))
+    for i in range(40):
+        case = random_case(rng, ties)
+        dtype, tolerance = (np.float64, 1e-10) if i % 2 else (np.float32, 1e-5)
+        with cl.backend.use("numba"):
+            fused = run(case, dtype, fused=True)
+        with cl.backend.use("numpy"):
+            unfused = run(case, dtype, fused=False)
+        expected = run_torch(case, fused["probe"])
+        for key in ("out", "x", "w", "b"):
+            if expected[key] is None:
+                assert fused[key] is None
+                continue
+            assert relative_error(fused[key], unfused[key]) < tolerance, (i, key, "vs unfused")
+            assert relative_error(fused[key], expected[key]) < tolerance, (i, key, "vs torch")
+    assert len(called) == 40  # every case took the fused direct path
+
+
+def lenet_block() -> nn.Sequential:
+    cl.nn.init.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2))
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+def test_sequential_fuses_only_unwatched_blocks(monkeypatch):
+    calls = []
+    original = conv_module._conv2d_relu_max_pool2d
+    monkeypatch.setattr(conv_module, "_conv2d_relu_max_pool2d", lambda *a: calls.append(1) or original(*a))
+    x = np.random.default_rng(1).standard_normal((3, 1, 12, 12)).astype(np.float32)
+    block = lenet_block()
+    with cl.backend.use("numba"):
+        fused = block(x).data
+        assert len(calls) == 1
+        seen = []
+        block[1].register_forward_hook(lambda module, args, output: seen.append(output.shape))
+        watched = block(x).data
+    assert len(calls) == 1 and seen == [(3, 6, 12, 12)]
+    np.testing.assert_allclose(fused, watched, rtol=1e-6, atol=1e-6)
+    assert not any(isinstance(m, nn.MaxPool2d) and not m._is_2x2_tiles() for m in block)
+    assert not nn.MaxPool2d(3)._is_2x2_tiles() and not nn.MaxPool2d(2, ceil_mode=True)._is_2x2_tiles()
