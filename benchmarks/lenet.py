@@ -114,6 +114,8 @@ class Side:
     step_times: list[float] = field(default_factory=list)  # seconds per step, per chunk
     chunk_seconds: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    epoch_seconds: float = 0.0  # timed seconds of the epoch in progress
+    epoch_steps: int = 0
 
 
 def _convlens_step(model: Any, opt: Any, x: np.ndarray, y: np.ndarray) -> float:
@@ -222,9 +224,47 @@ def evaluate(framework: str, model: Any, x: np.ndarray, y: np.ndarray, batch: in
     return correct / len(x)
 
 
+# This VM's speed drifts by up to 2x over tens of seconds (a plain Python loop
+# measured 13 ms and 25 ms for the same work minutes apart), so a whole epoch of
+# one framework against a whole epoch of the other compares two different
+# machines: two full runs gave 1.14x and 1.36x for the same code. Every epoch is
+# therefore run in alternating slices of ``SLICE_STEPS`` steps, the framework
+# that starts alternating too, so both see the same drift; an epoch's time is
+# the sum of its slices (warm-up steps and sleeps in between are not timed).
+SLICE_STEPS = 94
+
+
 def train_plan(quick: bool) -> dict[str, Any]:
-    """Quick: 3 chunks of 100 steps of epoch 0, extrapolated. Full: 3 whole epochs."""
-    return {"chunks": 3, "steps": 100} if quick else {"chunks": 3, "steps": None}
+    """Quick: 3 slices of 100 steps of epoch 0, extrapolated. Full: 3 whole epochs, in slices."""
+    return (
+        {"epochs": 1, "slices": 3, "steps": 100}
+        if quick
+        else {"epochs": 3, "slices": None, "steps": SLICE_STEPS}
+    )
+
+
+def _epoch_in_slices(
+    sides: dict[str, Side], epoch: int, plan: dict[str, Any], warm_loader: Any, settings: Settings
+) -> None:
+    """Train every side one epoch (or ``plan["slices"]`` slices of it), alternating slice by slice."""
+    names = list(sides)
+    for side in sides.values():
+        side.batches = _batches(side.loader, epoch)
+        side.epoch_seconds, side.epoch_steps = 0.0, 0
+    index, running = 0, set(names)
+    while running and (plan["slices"] is None or index < plan["slices"]):
+        order = names if (index + epoch) % 2 == 0 else names[::-1]
+        for fw in [n for n in order if n in running]:
+            side = sides[fw]
+            _warm_up(side, warm_loader, settings)
+            seconds, count = _timed_chunk(side, plan["steps"])
+            if count == 0:
+                running.discard(fw)
+                continue
+            side.epoch_seconds += seconds
+            side.epoch_steps += count
+            side.step_times.append(seconds / count)
+        index += 1
 
 
 def run_training(optimizer: str, settings: Settings) -> dict[str, Any]:
@@ -244,26 +284,22 @@ def run_training(optimizer: str, settings: Settings) -> dict[str, Any]:
         "batch_size": BATCH,
         "steps_per_epoch": steps_per_epoch,
         "dataset_source": data["source"],
-        "mode": "quick: fixed steps, extrapolated to an epoch" if settings.quick else "full epochs",
+        "mode": "quick: fixed steps, extrapolated to an epoch"
+        if settings.quick
+        else "full epochs, interleaved in slices",
         "plan": plan,
         "weight_mapping": copy_weights(state, torch_model()),
     }
-    orders = [[side.loader.order(e) for e in range(plan["chunks"])] for side in sides.values()]
+    orders = [[side.loader.order(e) for e in range(plan["epochs"])] for side in sides.values()]
     result["same_batches"] = all(np.array_equal(a, b) for a, b in zip(*orders, strict=True))
-    names = list(sides)
-    for chunk in range(plan["chunks"]):
-        for fw in names if chunk % 2 == 0 else names[::-1]:
-            side = sides[fw]
-            if plan["steps"] is None or side.batches is None:
-                side.batches = _batches(side.loader, chunk if plan["steps"] is None else 0)
-            _warm_up(side, warm_loader, settings)
-            seconds, count = _timed_chunk(side, plan["steps"])
-            side.chunk_seconds.append(seconds)
-            side.step_times.append(seconds / count)
+    for epoch in range(plan["epochs"]):
+        _epoch_in_slices(sides, epoch, plan, warm_loader, settings)
+        for fw, side in sides.items():
+            side.chunk_seconds.append(side.epoch_seconds)
             side.accuracy.append(evaluate(fw, side.model, data["test_x"], data["test_y"]))
     for fw, side in sides.items():
         per_step = statistics.median(side.step_times)
-        if plan["steps"] is None:
+        if plan["slices"] is None:
             per_epoch = statistics.median(side.chunk_seconds)
         else:
             per_epoch = per_step * steps_per_epoch
@@ -271,7 +307,7 @@ def run_training(optimizer: str, settings: Settings) -> dict[str, Any]:
             "median": per_epoch,
             "seconds_per_step": per_step,
             "chunk_seconds": side.chunk_seconds,
-            "times": [t * steps_per_epoch for t in side.step_times] if plan["steps"] else side.chunk_seconds,
+            "times": [t * steps_per_epoch for t in side.step_times] if plan["slices"] else side.chunk_seconds,
             "test_accuracy": side.accuracy,
             "steps_run": len(side.losses),
             "first_losses": side.losses[:EXACT_STEPS],
