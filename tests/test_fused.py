@@ -119,3 +119,26 @@ def test_sequential_fuses_only_unwatched_blocks(monkeypatch):
     np.testing.assert_allclose(fused, watched, rtol=1e-6, atol=1e-6)
     assert not any(isinstance(m, nn.MaxPool2d) and not m._is_2x2_tiles() for m in block)
     assert not nn.MaxPool2d(3)._is_2x2_tiles() and not nn.MaxPool2d(2, ceil_mode=True)._is_2x2_tiles()
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+def test_fused_block_nan_like_torch():
+    """A NaN in the input makes NaN outputs exactly where PyTorch's (NaN wins the max, ReLU keeps it)."""
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        case = random_case(rng, ties=True)
+        x = case["x"]
+        x.reshape(-1)[rng.integers(0, x.size, size=2)] = np.nan
+        with cl.backend.use("numba"):
+            fused = conv_module._conv2d_relu_max_pool2d(x, case["w"], case["b"], **case["kwargs"]).data
+        k = dict(case["kwargs"])
+        mode = k.pop("padding_mode")
+        xt = torch.from_numpy(x)
+        if mode != "zeros":
+            xt = TF.pad(xt, [p for p in reversed(k["padding"]) for _ in range(2)], mode=mode)
+            k["padding"] = 0
+        b = None if case["b"] is None else torch.from_numpy(case["b"])
+        expected = TF.max_pool2d(TF.relu(TF.conv2d(xt, torch.from_numpy(case["w"]), b, **k)), 2).numpy()
+        np.testing.assert_array_equal(np.isnan(fused), np.isnan(expected))
+        finite = ~np.isnan(expected)
+        np.testing.assert_allclose(fused[finite], expected[finite], rtol=1e-10, atol=1e-10)
