@@ -1,12 +1,12 @@
 """The convolution engine's fast paths against each other and against the oracles.
 
-Every random configuration runs through each backend (pure NumPy and, when
-installed, numba) and each path: the im2col layouts (tap-major, channel-minor and batch-inner)
-and numba's direct convolution (2-D, stride 1, any channel count here), forced by moving
-the channel and row-length thresholds, with inputs and upstream gradients in both
-memory orders (NCHW and channels-last). The forward is checked against the
-loop oracle (``reference_conv.conv_reference``), every gradient against
-PyTorch in float64, and the backends against each other.
+Every random configuration runs through each backend (pure NumPy and, when installed,
+numba) and each path: the im2col layouts (tap-major, channel-minor and batch-inner, the
+last also built one output row at a time) and numba's direct convolution (2-D, stride 1),
+forced by moving the channel, row-length and chunk thresholds, with inputs and upstream
+gradients in both memory orders (NCHW and channels-last). The forward is checked against
+the loop oracle (``reference_conv.conv_reference``), every gradient against PyTorch in
+float64, and the backends against each other.
 """
 
 from __future__ import annotations
@@ -26,13 +26,16 @@ from convlens import functional as F
 from convlens.functional import conv as conv_module
 
 BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
-# path -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW, _DIRECT_MAX_CHANNELS); "direct" runs only
-# with numba and where it applies (2-D, groups 1, stride 1), else falls back to tap-major
+# path -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW, _DIRECT_MAX_CHANNELS, _CHUNK_BYTES); "direct"
+# runs only with numba and where it applies (2-D, groups 1, stride 1), else falls back to
+# tap-major; "batch-inner-rows" builds batch-inner columns one output row at a time (the
+# backward rebuilds them), as large layers do
 LAYOUTS = {
-    "tap-major": (10**9, 0, 0),
-    "channel-minor": (0, 0, 0),
-    "batch-inner": (10**9, 10**9, 0),
-    "direct": (10**9, 0, 10**9),
+    "tap-major": (10**9, 0, 0, 2**20),
+    "channel-minor": (0, 0, 0, 2**20),
+    "batch-inner": (10**9, 10**9, 0, 2**20),
+    "batch-inner-rows": (10**9, 10**9, 0, 1),
+    "direct": (10**9, 0, 10**9, 2**20),
 }
 OURS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
@@ -127,10 +130,12 @@ def run_torch(case: dict) -> dict[str, np.ndarray | None]:
 
 def run_paths(case: dict, monkeypatch, needs_input: bool = True) -> dict[tuple[str, str], dict]:
     results = {}
-    for layout, (threshold, width, direct) in LAYOUTS.items():
+    for layout, (threshold, width, direct, chunk) in LAYOUTS.items():
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", threshold)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", width)
         monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", direct)
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk)
+        monkeypatch.setattr(conv_module, "_KEEP_COLUMNS_BYTES", 0 if chunk == 1 else 2**26)
         for name in BACKENDS:
             with cl.backend.use(name):
                 results[(name, layout)] = run_ours(case, needs_input)
@@ -260,9 +265,9 @@ def test_lenet_layers_both_backends(monkeypatch):
 
 @pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
 def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
-    """Batch-inner 2-D input gradient: numba's GEMM per channel block + col2im against NumPy's
-    per-tap adds, on random strides, dilations, groups, batch sizes and block sizes; numba's
-    path is the one dispatched."""
+    """Batch-inner 2-D input gradient: numba's GEMM + col2im against NumPy's per-tap adds, on
+    random strides, dilations, groups, batch sizes and output-row chunks; numba's path is the
+    one dispatched."""
     rng = np.random.default_rng(11)
     called = []
     original = conv_module._batch_inner_col2im_numba
@@ -275,8 +280,9 @@ def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
         monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
         monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
-        # 1 byte: one block per input channel
-        monkeypatch.setattr(conv_module, "_COLUMN_BLOCK_BYTES", 1 if i % 2 else 2**20)
+        # 1 byte: one output row per chunk (columns rebuilt in the backward)
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1 if i % 2 else 2**20)
+        monkeypatch.setattr(conv_module, "_KEEP_COLUMNS_BYTES", 0 if i % 2 else 2**26)
         results = {}
         for name in ("numpy", "numba"):
             with cl.backend.use(name):
@@ -285,7 +291,7 @@ def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
             "batch-inner dx numba vs numpy", relative_error(results["numba"]["x"], results["numpy"]["x"])
         )
         assert error < 1e-12
-    assert len(called) == 40
+    assert len(called) > 40  # every case, and one call per output row in the chunked ones
 
 
 def test_forward_output_is_channels_last():
@@ -412,3 +418,22 @@ def test_reused_buffers_never_alias_live_results():
     alias = buffer[2:]
     del buffer
     assert not np.shares_memory(conv_module._reusable((5, 7), np.float32), alias)
+
+
+def test_inference_builds_batch_inner_columns_in_row_chunks(monkeypatch):
+    """Without a backward to come (no_grad) batch-inner columns are built a chunk of output rows
+    at a time and dropped; the output equals the whole-columns forward for every backend."""
+    rng = np.random.default_rng(21)
+    monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
+    monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
+    monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
+    for _ in range(20):
+        case = random_case(rng, int(rng.integers(1, 4)))
+        d = case["w"].ndim - 2
+        whole = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data  # no grad needed: chunked
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one output row per chunk
+        for name in BACKENDS:
+            with cl.backend.use(name), cl.no_grad():
+                rows = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data
+            assert relative_error(rows, whole) < 1e-12
+        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 2**20)

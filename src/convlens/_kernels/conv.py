@@ -42,13 +42,14 @@ def col2im_tap_major(dcols, kh, kw, sh, sw, dh, dw, ho, wo, dx):
 
 
 @numba.njit(**_JIT)
-def col2im_batch_inner(dcols, kh, kw, sh, sw, dh, dw, ho, wo, dx):
-    """``dx[c, sh*y + dh*i, sw*x + dw*j, n] += dcols[(c, i, j), (y, x, n)]`` into a zeroed ``dx``.
+def col2im_batch_inner(dcols, kh, kw, sh, sw, dh, dw, ho, wo, first_row, dx):
+    """``dx[c, sh*(first_row + y) + dh*i, sw*x + dw*j, n] += dcols[(c, i, j), (y, x, n)]`` into ``dx``.
 
-    Batch-inner columns: ``dcols`` is ``(C * kh * kw, ho * wo * N)`` and ``dx``
-    the padded gradient ``(C, H_p, W_p, N)``, both C-contiguous. Each inner
-    loop adds a run of ``N`` contiguous cells (LeNet's second layer: one GEMM
-    plus this, 0.38 ms, against 0.84 ms for 25 per-tap GEMMs and NumPy adds).
+    Batch-inner columns of output rows ``first_row .. first_row + ho - 1`` (a chunk):
+    ``dcols`` is ``(C * kh * kw, ho * wo * N)`` and ``dx`` the whole padded gradient
+    ``(C, H_p, W_p, N)``, both C-contiguous. Each inner loop adds a run of ``N``
+    contiguous cells (LeNet's second layer: one GEMM plus this, 0.38 ms, against
+    0.84 ms for 25 per-tap GEMMs and NumPy adds).
     """
     channels, batch = dx.shape[0], dx.shape[3]
     for c in range(channels):
@@ -56,7 +57,7 @@ def col2im_batch_inner(dcols, kh, kw, sh, sw, dh, dw, ho, wo, dx):
             for j in range(kw):
                 row = dcols[(c * kh + i) * kw + j]
                 for y in range(ho):
-                    target_row = dx[c, sh * y + dh * i]
+                    target_row = dx[c, sh * (first_row + y) + dh * i]
                     for x in range(wo):
                         source = row[(y * wo + x) * batch : (y * wo + x + 1) * batch]
                         target = target_row[sw * x + dw * j]
