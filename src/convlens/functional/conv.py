@@ -941,50 +941,56 @@ def _batch_inner_col2im_numba(
 def _batch_inner_backward(
     grad: np.ndarray, w: np.ndarray, saved: _Saved, g: ConvGeometry, needs: Sequence[bool]
 ) -> tuple[np.ndarray | None, ...]:
-    """Gradients for batch-inner columns, chunk by chunk; the input gradient goes into ``(C, *Sp, N)``."""
+    """Gradients for batch-inner columns; the input gradient goes into ``(C, *Sp, N)``.
+
+    The input gradient runs by L2-sized output-row chunks (its column gradient is as
+    large as the columns); the weight gradient is one GEMM on kept columns, or
+    accumulates over the forward's chunks, rebuilt from the padded input.
+    """
     groups, n, c = g.groups, grad.shape[0], saved.input_shape[1]
     columns = _reusable((grad.shape[1], *grad.shape[2:], n), grad.dtype)  # (O, *out, N)
     np.copyto(columns, np.moveaxis(grad, 0, -1))
     columns = columns.reshape(groups, grad.shape[1] // groups, -1)  # (G, Og, P*N)
-    padded = None
+    per_row = math.prod(g.out_size[1:]) * n
+    dx = dw = db = None
     if needs[0]:
         padded = _reusable((c, *_padded_size(saved.input_shape[2:], g.padding), n), grad.dtype)
         padded.fill(0)
-    windows = None if saved.cols is not None else _batch_inner_windows(saved.source, g)
-    per_row = math.prod(g.out_size[1:]) * n
-    dw = db = None
-    for part in saved.chunks:
-        chunk_grad = columns[:, :, part.start * per_row : part.stop * per_row]  # (G, Og, rows*rest*N)
-        dw_part, db_part = _batch_inner_chunk_backward(chunk_grad, w, saved, windows, part, g, needs, padded)
-        dw = dw_part if dw is None else dw + dw_part
-        db = db_part if db is None else db + db_part
-    dx = None
-    if padded is not None:
+        row_bytes = w[0].size * groups * per_row * grad.dtype.itemsize
+        for part in _row_chunks(g.out_size[0], row_bytes, _CHUNK_BYTES):
+            _batch_inner_col2im(columns[:, :, part.start * per_row : part.stop * per_row], w, g, padded, part)
         dx = pad_spatial_backward(np.moveaxis(padded, -1, 0), g.padding, g.padding_mode)
+    if needs[1] or needs[2]:
+        windows = None if saved.cols is not None else _batch_inner_windows(saved.source, g)
+        for part in saved.chunks:
+            chunk_grad = columns[:, :, part.start * per_row : part.stop * per_row]
+            dw_part, db_part = _batch_inner_weight_gradient(chunk_grad, w, saved, windows, part, g)
+            dw = dw_part if dw is None else dw + dw_part
+            db = db_part if db is None else db + db_part
     return dx, dw if needs[1] else None, db if needs[2] else None
 
 
-def _batch_inner_chunk_backward(
+def _batch_inner_col2im(
+    chunk_grad: np.ndarray, w: np.ndarray, g: ConvGeometry, padded: np.ndarray, part: slice
+) -> None:
+    """Add the input gradient of the output rows ``part`` (numba for 2-D, else NumPy per tap)."""
+    if len(g.kernel) == 2 and backend.use_numba():
+        return _batch_inner_col2im_numba(chunk_grad, w, g, padded, part)
+    chunk = dataclasses.replace(g, out_size=(part.stop - part.start, *g.out_size[1:]))
+    rows_offset = (slice(None), slice(g.stride[0] * part.start, None))
+    _batch_inner_col2im_by_tap(chunk_grad, w, chunk, padded[rows_offset])
+
+
+def _batch_inner_weight_gradient(
     chunk_grad: np.ndarray,
     w: np.ndarray,
     saved: _Saved,
     windows: np.ndarray | None,
     part: slice,
     g: ConvGeometry,
-    needs: Sequence[bool],
-    padded: np.ndarray | None,
-) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """One chunk's share: its input gradient added into ``padded``, its weight and bias gradients returned."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weight and bias gradients of the output rows ``part``, from kept or rebuilt columns."""
     cols = saved.cols if windows is None else _batch_inner_columns(windows, part, g, saved.with_ones)
-    if padded is not None:
-        if len(g.kernel) == 2 and backend.use_numba():
-            _batch_inner_col2im_numba(chunk_grad, w, g, padded, part)
-        else:
-            chunk = dataclasses.replace(g, out_size=(part.stop - part.start, *g.out_size[1:]))
-            rows_offset = (slice(None), slice(g.stride[0] * part.start, None))
-            _batch_inner_col2im_by_tap(chunk_grad, w, chunk, padded[rows_offset])
-    if not (needs[1] or needs[2]):
-        return None, None
     chunk_saved = _Saved(cols, True, saved.with_ones, saved.input_shape, batch_inner=True)
     return _conv_weight_gradient(chunk_grad.swapaxes(1, 2), chunk_saved, w)
 
