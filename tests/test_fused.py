@@ -1,8 +1,10 @@
 """The fused LeNet block ``max_pool2d(relu(conv2d(x)), 2)`` (``F.conv._conv2d_relu_max_pool2d``).
 
 With numba, a direct-path convolution pools as it computes and its backward scatters
-the pooled gradient straight into the weight gradient. Checked against the three ops
-run one after the other (our NumPy path) and against PyTorch, on random shapes,
+the pooled gradient straight into the weight gradient; a batch-inner convolution pools
+its ``(O, *out, N)`` GEMM output and scatters the pooled gradient back into that layout.
+Checked against the three ops run one after the other (our NumPy path) and against
+PyTorch, on random shapes,
 paddings, dilations and odd sizes, with many ties (integer-valued inputs), and
 ``nn.Sequential`` is checked to dispatch it only when nothing watches the layers.
 """
@@ -24,20 +26,33 @@ NUMBA = cl.backend.numba_available()
 MODES = ("zeros", "reflect", "replicate", "circular")
 
 
-def random_case(rng: np.random.Generator, ties: bool) -> dict:
-    c_in, c_out = int(rng.integers(1, 4)), int(rng.integers(1, 9))
+def random_case(rng: np.random.Generator, ties: bool, path: str = "direct") -> dict:
+    """Direct: 1-3 input channels, stride 1. Batch-inner: 4-12 channels, groups, strides, N >= 2."""
+    groups = int(rng.choice([1, 2])) if path == "batch-inner" else 1
+    c_in = groups * int(rng.integers(4 // groups, 7)) if path == "batch-inner" else int(rng.integers(1, 4))
+    c_out = groups * int(rng.integers(1, 5))
+    stride = tuple(int(v) for v in rng.integers(1, 3, size=2)) if path == "batch-inner" else (1, 1)
     kernel = tuple(int(k) for k in rng.integers(1, 6, size=2))
     dilation = tuple(int(v) for v in rng.integers(1, 3, size=2))
     padding = tuple(int(v) for v in rng.integers(0, 3, size=2))
     spans = [dl * (k - 1) for k, dl in zip(kernel, dilation, strict=True)]
-    sizes = [span + int(rng.integers(max(2, p + 1), 12)) for span, p in zip(spans, padding, strict=True)]
-    n = int(rng.integers(1, 5))
+    sizes = [
+        span + int(rng.integers(max(2 * s, p + 1), 12))
+        for span, p, s in zip(spans, padding, stride, strict=True)
+    ]
+    n = int(rng.integers(2 if path == "batch-inner" else 1, 5))
     draw = (lambda shape: rng.integers(-2, 3, size=shape).astype(float)) if ties else rng.standard_normal
     return {
         "x": draw((n, c_in, *sizes)),
-        "w": draw((c_out, c_in, *kernel)),
+        "w": draw((c_out, c_in // groups, *kernel)),
         "b": draw((c_out,)) if rng.random() < 0.8 else None,
-        "kwargs": {"padding": padding, "dilation": dilation, "padding_mode": str(rng.choice(MODES))},
+        "kwargs": {
+            "stride": stride,
+            "padding": padding,
+            "dilation": dilation,
+            "groups": groups,
+            "padding_mode": str(rng.choice(MODES)),
+        },
     }
 
 
@@ -74,14 +89,16 @@ def run_torch(case: dict, probe: np.ndarray) -> dict:
 
 
 @pytest.mark.skipif(not NUMBA, reason="numba not installed")
+@pytest.mark.parametrize("path", ["direct", "batch-inner"])
 @pytest.mark.parametrize("ties", [False, True])
-def test_fused_block_matches_unfused_and_torch(ties, monkeypatch):
-    rng = np.random.default_rng(40 + ties)
+def test_fused_block_matches_unfused_and_torch(ties, path, monkeypatch):
+    rng = np.random.default_rng(40 + ties + 2 * (path == "direct"))
     called = []
-    kernel = conv_module._flat_padded
-    monkeypatch.setattr(conv_module, "_flat_padded", lambda *a: called.append(1) or kernel(*a))
+    probe = conv_module._flat_padded if path == "direct" else conv_module._batch_inner_relu_max_pool2d
+    name = probe.__name__
+    monkeypatch.setattr(conv_module, name, lambda *a: called.append(1) or probe(*a))
     for i in range(40):
-        case = random_case(rng, ties)
+        case = random_case(rng, ties, path)
         dtype, tolerance = (np.float64, 1e-10) if i % 2 else (np.float32, 1e-5)
         with cl.backend.use("numba"):
             fused = run(case, dtype, fused=True)
@@ -94,7 +111,7 @@ def test_fused_block_matches_unfused_and_torch(ties, monkeypatch):
                 continue
             assert relative_error(fused[key], unfused[key]) < tolerance, (i, key, "vs unfused")
             assert relative_error(fused[key], expected[key]) < tolerance, (i, key, "vs torch")
-    assert len(called) == 40  # every case took the fused direct path
+    assert len(called) == 40  # every case took the fused path
 
 
 def lenet_block() -> nn.Sequential:
@@ -125,12 +142,14 @@ def test_sequential_fuses_only_unwatched_blocks(monkeypatch):
 def test_fused_block_nan_like_torch():
     """A NaN in the input makes NaN outputs exactly where PyTorch's (NaN wins the max, ReLU keeps it)."""
     rng = np.random.default_rng(3)
-    for _ in range(10):
-        case = random_case(rng, ties=True)
+    for i in range(20):
+        case = random_case(rng, ties=True, path="batch-inner" if i % 2 else "direct")
         x = case["x"]
         x.reshape(-1)[rng.integers(0, x.size, size=2)] = np.nan
         with cl.backend.use("numba"):
-            fused = conv_module._conv2d_relu_max_pool2d(x, case["w"], case["b"], **case["kwargs"]).data
+            fused = conv_module._conv2d_relu_max_pool2d(
+                cl.tensor(x, requires_grad=True), case["w"], case["b"], **case["kwargs"]
+            ).data
         k = dict(case["kwargs"])
         mode = k.pop("padding_mode")
         xt = torch.from_numpy(x)

@@ -261,3 +261,52 @@ def direct_input_grad(g, arg, pooled, w, dh, dw, wp, ho, dxf):
                         target = dxf[n, c, offset : offset + span]
                         for q in range(span):
                             target[q] += w0 * g0[q] + w1 * g1[q] + w2 * g2[q]
+
+
+# relu(max_pool2d(., 2)) on a batch-inner convolution output ``(O, ho, wo, N)``:
+# the four taps of a tile are contiguous runs of N samples, so the scan over the
+# taps (PyTorch's rule: first maximum wins, a NaN replaces the running maximum)
+# runs as selects vectorised over the samples.
+
+
+@numba.njit(**_JIT)
+def relu_pool_batch_inner(y, out, arg):
+    """``out[n, o, py, px] = relu(max of the tile (2py.., 2px..) of y[o, :, :, n])``; ``arg`` its tap.
+
+    ``y`` is ``(O, ho, wo, N)``; ``out`` is NCHW ``(N, O, ho // 2, wo // 2)``; ``arg`` is
+    ``(O, ho // 2, wo // 2, N)`` uint8, the tap 0..3 in row-major order.
+    """
+    channels_out, hpo, wpo, batch = arg.shape
+    best = np.empty(batch, dtype=y.dtype)
+    for o in range(channels_out):
+        for py in range(hpo):
+            for px in range(wpo):
+                win = arg[o, py, px]
+                best[:] = y[o, 2 * py, 2 * px]
+                win[:] = 0
+                for tap in range(1, 4):
+                    row = y[o, 2 * py + tap // 2, 2 * px + tap % 2]
+                    for n in range(batch):
+                        v, b0 = row[n], best[n]
+                        take = (v > b0) | (v != v)
+                        best[n] = v if take else b0
+                        win[n] = tap if take else win[n]
+                for n in range(batch):
+                    b0 = best[n]
+                    out[n, o, py, px] = b0 if (b0 > 0) | (b0 != b0) else 0
+
+
+@numba.njit(**_JIT)
+def relu_pool_batch_inner_backward(grad, out, arg, columns):
+    """The convolution's output gradient ``columns (O, ho, wo, N)`` (zeroed by the caller) from the
+    gradient ``grad (N, O, ho // 2, wo // 2)`` of ``relu_pool_batch_inner``: each tile's gradient goes
+    to its winning tap where the pooled output is positive."""
+    channels_out, hpo, wpo, batch = arg.shape
+    for o in range(channels_out):
+        for py in range(hpo):
+            for px in range(wpo):
+                win = arg[o, py, px]
+                for n in range(batch):
+                    if out[n, o, py, px] > 0:
+                        tap = win[n]
+                        columns[o, 2 * py + tap // 2, 2 * px + tap % 2, n] = grad[n, o, py, px]

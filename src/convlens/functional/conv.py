@@ -866,39 +866,55 @@ def _batch_inner_columns(windows: np.ndarray, part: slice, g: ConvGeometry, with
     return cols
 
 
-def _batch_inner_forward(
-    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: ConvGeometry, for_backward: bool
-) -> tuple[np.ndarray, _Saved]:
-    n, o, with_ones = x.shape[0], w.shape[0], b is not None
+def _batch_inner_gemms(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None,
+    g: ConvGeometry,
+    for_backward: bool,
+    emit: Callable[[slice, np.ndarray, np.ndarray], None],
+) -> _Saved:
+    """Columns and the forward GEMM by output-row chunks; ``emit(part, cols, wm)`` writes a chunk's output."""
+    n, with_ones = x.shape[0], b is not None
     xt = _batch_inner_source(x, g)
     windows, wm = _batch_inner_windows(xt, g), _forward_weight(w, b, g.groups, True)
     row_bytes = (w[0].size + with_ones) * g.groups * math.prod(g.out_size[1:]) * n * x.dtype.itemsize
     whole = for_backward and row_bytes * g.out_size[0] <= _KEEP_COLUMNS_BYTES
     chunks = _row_chunks(g.out_size[0], row_bytes, 2**62 if whole else _CHUNK_BYTES)
-    buffer = _reusable((n, *g.out_size, o), x.dtype)  # channels-last, as the other layouts
     for part in chunks:  # the chunk's columns are dropped before the next reuses their buffer
-        kept = _batch_inner_chunk_forward(windows, part, wm, buffer, g, with_ones, keep=len(chunks) == 1)
-    saved = _Saved(kept, True, with_ones, x.shape, batch_inner=True, source=xt, chunks=chunks)
-    return np.moveaxis(buffer, -1, 1), saved
+        kept = _batch_inner_chunk(windows, part, wm, g, with_ones, emit, keep=len(chunks) == 1)
+    return _Saved(kept, True, with_ones, x.shape, batch_inner=True, source=xt, chunks=chunks)
 
 
-def _batch_inner_chunk_forward(
+def _batch_inner_chunk(
     windows: np.ndarray,
     part: slice,
     wm: np.ndarray,
-    out: np.ndarray,
     g: ConvGeometry,
     with_ones: bool,
+    emit: Callable[[slice, np.ndarray, np.ndarray], None],
     keep: bool,
 ) -> np.ndarray | None:
-    """One chunk's columns and GEMM, its ``(position, sample)`` rows copied into ``out[:, part]``."""
     cols = _batch_inner_columns(windows, part, g, with_ones)
-    n, o, groups = out.shape[0], out.shape[-1], g.groups
-    rows = _reusable((groups, cols.shape[-1], o // groups), cols.dtype)
-    np.matmul(cols.swapaxes(1, 2), wm.swapaxes(1, 2), out=rows)
-    target = out[:, part].reshape(n, -1, groups, o // groups)
-    np.copyto(target, rows.reshape(groups, -1, n, o // groups).transpose(2, 1, 0, 3))
+    emit(part, cols, wm)
     return cols if keep else None
+
+
+def _batch_inner_forward(
+    x: np.ndarray, w: np.ndarray, b: np.ndarray | None, g: ConvGeometry, for_backward: bool
+) -> tuple[np.ndarray, _Saved]:
+    """Batch-inner convolution with a channels-last output, as the other layouts."""
+    n, o, groups = x.shape[0], w.shape[0], g.groups
+    buffer = _reusable((n, *g.out_size, o), x.dtype)
+
+    def emit(part: slice, cols: np.ndarray, wm: np.ndarray) -> None:  # rows (position, n) -> (n, position)
+        rows = _reusable((groups, cols.shape[-1], o // groups), cols.dtype)
+        np.matmul(cols.swapaxes(1, 2), wm.swapaxes(1, 2), out=rows)
+        target = buffer[:, part].reshape(n, -1, groups, o // groups)
+        np.copyto(target, rows.reshape(groups, -1, n, o // groups).transpose(2, 1, 0, 3))
+
+    saved = _batch_inner_gemms(x, w, b, g, for_backward, emit)
+    return np.moveaxis(buffer, -1, 1), saved
 
 
 def _batch_inner_col2im_by_tap(
@@ -947,10 +963,17 @@ def _batch_inner_backward(
     large as the columns); the weight gradient is one GEMM on kept columns, or
     accumulates over the forward's chunks, rebuilt from the padded input.
     """
-    groups, n, c = g.groups, grad.shape[0], saved.input_shape[1]
-    columns = _reusable((grad.shape[1], *grad.shape[2:], n), grad.dtype)  # (O, *out, N)
+    columns = _reusable((grad.shape[1], *grad.shape[2:], grad.shape[0]), grad.dtype)  # (O, *out, N)
     np.copyto(columns, np.moveaxis(grad, 0, -1))
-    columns = columns.reshape(groups, grad.shape[1] // groups, -1)  # (G, Og, P*N)
+    return _batch_inner_backward_columns(columns, w, saved, g, needs)
+
+
+def _batch_inner_backward_columns(
+    columns: np.ndarray, w: np.ndarray, saved: _Saved, g: ConvGeometry, needs: Sequence[bool]
+) -> tuple[np.ndarray | None, ...]:
+    """``_batch_inner_backward`` from the output gradient already laid out as ``(O, *out, N)``."""
+    groups, n, c, grad = g.groups, columns.shape[-1], saved.input_shape[1], columns
+    columns = columns.reshape(groups, columns.shape[0] // groups, -1)  # (G, Og, P*N)
     per_row = math.prod(g.out_size[1:]) * n
     dx = dw = db = None
     if needs[0]:
@@ -1125,7 +1148,11 @@ def _conv2d_relu_max_pool2d(
         groups,
         padding_mode,
     )
-    if not (batched and _use_direct(x.data, w.data, geometry) and min(geometry.out_size) >= 2):
+    fusable = batched and min(geometry.out_size) >= 2 and backend.use_numba()
+    direct = fusable and _use_direct(x.data, w.data, geometry)
+    if fusable and not direct and _batch_inner(x.data, w.data, geometry) and not _use_fft(w.data, geometry):
+        return _batch_inner_relu_max_pool2d(x, w, b, geometry)
+    if not direct:
         return _relu_max_pool2d(conv2d(x, w, b, stride, padding, dilation, groups, padding_mode), 2)
     from .._kernels.conv import FORWARD_BLOCK, direct_forward_relu_pool
 
@@ -1143,6 +1170,35 @@ def _conv2d_relu_max_pool2d(
         return (dx, dw) if b is None else (dx, dw, db)
 
     return Tensor._from_op(np.moveaxis(out, -1, 1), _parents(x, w, b), backward)
+
+
+def _batch_inner_relu_max_pool2d(x: Tensor, w: Tensor, b: Tensor | None, g: ConvGeometry) -> Tensor:
+    """The fused block on the batch-inner path: the GEMM writes ``(O, *out, N)``, where a tile's taps
+    are runs of N samples; the pooling reads that and writes NCHW (Flatten then needs no copy),
+    and the backward scatters the pooled gradient straight into the ``(O, *out, N)`` layout the
+    batch-inner backward starts from: no transposed copy of the output or of its gradient."""
+    from .._kernels.conv import relu_pool_batch_inner, relu_pool_batch_inner_backward
+
+    n, o, (ho, wo), per_row = x.shape[0], w.shape[0], g.out_size, g.out_size[1] * x.shape[0]
+    y = _reusable((g.groups, o // g.groups, ho * per_row), x.dtype)  # (G, O/G, P*N)
+
+    def emit(part: slice, cols: np.ndarray, wm: np.ndarray) -> None:
+        np.matmul(wm, cols, out=y[:, :, part.start * per_row : part.stop * per_row])
+
+    for_backward = is_grad_enabled() and any(_needs(x, w, b))
+    saved = _batch_inner_gemms(x.data, w.data, None if b is None else b.data, g, for_backward, emit)
+    out = np.empty((n, o, ho // 2, wo // 2), x.dtype)
+    arg = np.empty((o, ho // 2, wo // 2, n), np.uint8)
+    relu_pool_batch_inner(y.reshape(o, ho, wo, n), out, arg)
+
+    def backward(grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        columns = _reusable((o, ho, wo, n), grad.dtype)
+        columns.fill(0)
+        relu_pool_batch_inner_backward(np.ascontiguousarray(grad), out, arg, columns)
+        dx, dw, db = _batch_inner_backward_columns(columns, w.data, saved, g, _needs(x, w, b))
+        return (dx, dw) if b is None else (dx, dw, db)
+
+    return Tensor._from_op(out, _parents(x, w, b), backward)
 
 
 def _conv_forward(
