@@ -979,7 +979,9 @@ def _batch_inner_backward_columns(
     if needs[0]:
         padded = _reusable((c, *_padded_size(saved.input_shape[2:], g.padding), n), grad.dtype)
         padded.fill(0)
-        row_bytes = w[0].size * groups * per_row * grad.dtype.itemsize
+        # numba's col2im builds the chunk's whole column gradient; NumPy's works tap by tap already
+        compiled = len(g.kernel) == 2 and backend.use_numba()
+        row_bytes = w[0].size * groups * per_row * grad.dtype.itemsize if compiled else 0
         for part in _row_chunks(g.out_size[0], row_bytes, _CHUNK_BYTES):
             _batch_inner_col2im(columns[:, :, part.start * per_row : part.stop * per_row], w, g, padded, part)
         dx = pad_spatial_backward(np.moveaxis(padded, -1, 0), g.padding, g.padding_mode)
