@@ -1,8 +1,11 @@
-"""Which implementation runs the data-movement kernels: pure NumPy or numba.
+"""Which implementation runs the compiled kernels: pure NumPy or numba.
 
-GEMMs always run in NumPy's BLAS. The optional numba kernels (``pip install
-'convlens[fast]'``) only move data (im2col, col2im, pooling); both paths give
-the same results and are tested against each other.
+The optional numba kernels (``pip install 'convlens[fast]'``) move data (im2col's
+col2im, pooling) and compute the convolutions whose im2col would be mostly
+copying: the direct convolution of 1-3 input channels at stride 1, and the fused
+Conv2d -> ReLU -> MaxPool2d(2) block of ``nn.Sequential``. Every other GEMM runs in
+NumPy's BLAS. Both paths give the same results and are tested against each other
+(and against PyTorch and the loop oracles).
 
 Choose with the environment variable ``CONVLENS_BACKEND`` (``auto``, the
 default: numba when installed; ``numpy``; ``numba``) or at run time::
