@@ -65,6 +65,27 @@ def col2im_batch_inner(dcols, kh, kw, sh, sw, dh, dw, ho, wo, first_row, dx):
                             target[n] += source[n]
 
 
+@numba.njit(**_JIT)
+def col2im_channel_minor(dcols, kh, kw, sh, sw, dh, dw, ho, wo, dx):
+    """``dx[n, sh*y + dh*i, sw*x + dw*j, c] += dcols[(n, y, x), (i, j, c)]`` into ``dx``.
+
+    Channel-minor columns: ``dcols`` is ``(N * ho * wo, kh * kw * C)`` and ``dx`` the
+    channels-last padded gradient ``(N, H_p, W_p, C)``, both C-contiguous: each inner
+    loop adds a run of ``C`` contiguous channels.
+    """
+    batch, channels = dx.shape[0], dx.shape[3]
+    for n in range(batch):
+        for y in range(ho):
+            for x in range(wo):
+                row = dcols[(n * ho + y) * wo + x]
+                for i in range(kh):
+                    for j in range(kw):
+                        target = dx[n, sh * y + dh * i, sw * x + dw * j]
+                        source = row[(i * kw + j) * channels : (i * kw + j + 1) * channels]
+                        for c in range(channels):
+                            target[c] += source[c]
+
+
 # Direct (column-free) convolution for few input channels, stride 1.
 #
 # With one input channel im2col copies every input cell K times (LeNet's first
