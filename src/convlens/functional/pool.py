@@ -558,7 +558,12 @@ def _max_pool(
         out = np.maximum(out, 0, out=out)  # NaN stays NaN, as torch.relu
 
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
-            return (max_pool_backward(g * (out > 0), cache),)
+            # In the pooled output's memory order (channels-last after a convolution),
+            # whatever order ``g`` arrives in (batch-innermost from a batch-inner
+            # convolution's backward): the per-tap passes below and the convolution's
+            # backward then read long runs. LeNet-5's pure-NumPy step: 8.9 -> 6.9 ms.
+            masked = np.multiply(g, out > 0, out=np.empty_like(out))
+            return (max_pool_backward(masked, cache),)
     else:
 
         def backward(g: np.ndarray) -> tuple[np.ndarray]:
