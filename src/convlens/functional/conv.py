@@ -29,7 +29,6 @@ stride-1 kernels of at least 49 taps (see ``_FFT_MIN_TAPS``).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import sys
@@ -979,11 +978,13 @@ def _batch_inner_backward_columns(
     if needs[0]:
         padded = _reusable((c, *_padded_size(saved.input_shape[2:], g.padding), n), grad.dtype)
         padded.fill(0)
-        # numba's col2im builds the chunk's whole column gradient; NumPy's works tap by tap already
-        compiled = len(g.kernel) == 2 and backend.use_numba()
-        row_bytes = w[0].size * groups * per_row * grad.dtype.itemsize if compiled else 0
-        for part in _row_chunks(g.out_size[0], row_bytes, _CHUNK_BYTES):
-            _batch_inner_col2im(columns[:, :, part.start * per_row : part.stop * per_row], w, g, padded, part)
+        if len(g.kernel) == 2 and backend.use_numba():  # a chunk's whole column gradient at a time
+            row_bytes = w[0].size * groups * per_row * grad.dtype.itemsize
+            for part in _row_chunks(g.out_size[0], row_bytes, _CHUNK_BYTES):
+                chunk_grad = columns[:, :, part.start * per_row : part.stop * per_row]
+                _batch_inner_col2im_numba(chunk_grad, w, g, padded, part)
+        else:  # NumPy works tap by tap, in small blocks already
+            _batch_inner_col2im_by_tap(columns, w, g, padded)
         dx = pad_spatial_backward(np.moveaxis(padded, -1, 0), g.padding, g.padding_mode)
     if needs[1] or needs[2]:
         windows = None if saved.cols is not None else _batch_inner_windows(saved.source, g)
@@ -993,17 +994,6 @@ def _batch_inner_backward_columns(
             dw = dw_part if dw is None else dw + dw_part
             db = db_part if db is None else db + db_part
     return dx, dw if needs[1] else None, db if needs[2] else None
-
-
-def _batch_inner_col2im(
-    chunk_grad: np.ndarray, w: np.ndarray, g: ConvGeometry, padded: np.ndarray, part: slice
-) -> None:
-    """Add the input gradient of the output rows ``part`` (numba for 2-D, else NumPy per tap)."""
-    if len(g.kernel) == 2 and backend.use_numba():
-        return _batch_inner_col2im_numba(chunk_grad, w, g, padded, part)
-    chunk = dataclasses.replace(g, out_size=(part.stop - part.start, *g.out_size[1:]))
-    rows_offset = (slice(None), slice(g.stride[0] * part.start, None))
-    _batch_inner_col2im_by_tap(chunk_grad, w, chunk, padded[rows_offset])
 
 
 def _batch_inner_weight_gradient(
@@ -1150,11 +1140,11 @@ def _conv2d_relu_max_pool2d(
         groups,
         padding_mode,
     )
+    path = _path(x.data, w.data, geometry)
     fusable = batched and min(geometry.out_size) >= 2 and backend.use_numba()
-    direct = fusable and _use_direct(x.data, w.data, geometry)
-    if fusable and not direct and _batch_inner(x.data, w.data, geometry) and not _use_fft(w.data, geometry):
+    if fusable and path == "batch-inner":
         return _batch_inner_relu_max_pool2d(x, w, b, geometry)
-    if not direct:
+    if not (fusable and path == "direct"):
         return _relu_max_pool2d(conv2d(x, w, b, stride, padding, dilation, groups, padding_mode), 2)
     from .._kernels.conv import FORWARD_BLOCK, direct_forward_relu_pool
 
@@ -1203,6 +1193,16 @@ def _batch_inner_relu_max_pool2d(x: Tensor, w: Tensor, b: Tensor | None, g: Conv
     return Tensor._from_op(out, _parents(x, w, b), backward)
 
 
+def _path(x: np.ndarray, w: np.ndarray, g: ConvGeometry) -> str:
+    """The convolution's path, first that applies: "fft", "direct", "batch-inner", else "columns"
+    (tap-major or channel-minor im2col)."""
+    if _use_fft(w, g):
+        return "fft"
+    if _use_direct(x, w, g):
+        return "direct"
+    return "batch-inner" if _batch_inner(x, w, g) else "columns"
+
+
 def _conv_forward(
     x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry: ConvGeometry, for_backward: bool = True
 ) -> tuple[np.ndarray, _Saved | _FFTSaved | _DirectSaved]:
@@ -1211,11 +1211,12 @@ def _conv_forward(
     The GEMM writes straight into an ``(N, *out, O)`` buffer (through its
     ``(G, N*P, O/G)`` rows view); the result is that buffer viewed as NCHW.
     """
-    if _use_fft(w, geometry):
+    path = _path(x, w, geometry)
+    if path == "fft":
         return _fft_forward(x, w, b, geometry)
-    if _use_direct(x, w, geometry):
+    if path == "direct":
         return _direct_forward(x, w, b, geometry)
-    if _batch_inner(x, w, geometry):
+    if path == "batch-inner":
         return _batch_inner_forward(x, w, b, geometry, for_backward)
     g, tap_major, with_ones = geometry, _tap_major(w.shape[1]), b is not None
     cols = _columns(x, g, tap_major, with_ones)
