@@ -10,6 +10,8 @@ gradients) and against each other.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from conftest import relative_error, torch
@@ -20,7 +22,9 @@ from convlens import nn
 from convlens.functional import pool as P
 
 BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
-TOL = {np.float64: 1e-13, np.float32: 2e-7}
+# float32: a window's sum and division round differently in each implementation; 4 ulps
+# (2**-23 each, relative) leaves room for that and for nothing more
+TOL = {np.float64: 1e-13, np.float32: 5e-7}
 CASES = 60
 WORST: dict[str, float] = {}
 
@@ -77,7 +81,8 @@ def theirs(kind: str, x: np.ndarray, g: np.ndarray, kernel, relu: bool = False):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", ["max", "relu_max", "avg"])
 def test_tiled_pools_match_torch_on_both_backends_and_layouts(kind, dtype):
-    rng = np.random.default_rng(hash((kind, np.dtype(dtype).name)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{kind}-{np.dtype(dtype).name}".encode()))  # not hash():
+    # str hashes change per process (PYTHONHASHSEED), which made these cases differ every run
     relu = kind == "relu_max"
     op = "avg" if kind == "avg" else "max"
     for _ in range(CASES):
