@@ -185,6 +185,28 @@ def test_cross_entropy_and_nll_match_torch(reduction, dtype):
         )
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_gives_soft_targets_that_require_grad_a_gradient_like_torch(reduction, dtype):
+    """d loss / d target = -(1 - e) * w * log_softmax(input), scaled by the reduction."""
+    rng = np.random.default_rng({"mean": 16, "sum": 17, "none": 18}[reduction])
+    for i in range(CASES):
+        logits, _, c = random_class_problem(rng, with_ignore=False)
+        if i % 4 == 3:
+            logits = logits.reshape(logits.shape[0], c, -1)[0, :, 0]  # unbatched (C,)
+        positions = logits.shape[:1] + logits.shape[2:] if logits.ndim > 1 else ()
+        probabilities = np.moveaxis(rng.dirichlet(np.ones(c), size=positions), -1, min(1, logits.ndim - 1))
+        weight = rng.uniform(0.1, 2.0, c).astype(dtype) if i % 3 else None
+        kwargs = {"reduction": reduction, "label_smoothing": (0.0, 0.1, 0.4)[i % 3]}
+        compare(  # both operands require grad: compare checks both gradients
+            partial(F.cross_entropy, weight=weight, **kwargs),
+            partial(TF.cross_entropy, weight=None if weight is None else torch.tensor(weight), **kwargs),
+            [logits, probabilities],
+            rng,
+            dtype,
+        )
+
+
 def test_cross_entropy_custom_ignore_index_unbatched_and_all_ignored():
     rng = np.random.default_rng(9)
     logits = rng.standard_normal((4, 3))

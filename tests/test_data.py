@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import stat
 import struct
 import threading
 from pathlib import Path
@@ -163,6 +164,7 @@ def test_load_dataset_search_order(isolated, monkeypatch):
 
 
 def test_load_dataset_not_found_message(isolated):
+    (isolated / "root").mkdir()
     with pytest.raises(
         FileNotFoundError, match="fashion-mnist not found in: .*pass download=True or --download"
     ):
@@ -294,6 +296,10 @@ def test_download_from_local_mirror(isolated, http_server, monkeypatch, name, ch
     np.testing.assert_array_equal(train.images, arrays[STEMS[0]])
     np.testing.assert_array_equal(test.labels, arrays[STEMS[3]])
     assert sorted(os.listdir(isolated / "cache" / name)) == sorted(f"{s}.gz" for s in STEMS)
+    mask = os.umask(0)
+    os.umask(mask)
+    for stem in STEMS:  # readable like any file the user downloads, not private (mkstemp's 0600)
+        assert stat.S_IMODE((isolated / "cache" / name / f"{stem}.gz").stat().st_mode) == 0o666 & ~mask
     # into root/<name> when root is given
     train, _ = data.load_dataset(name, root=isolated / "root", download=True)
     assert train.source == str(isolated / "cache" / name)  # found in the cache: no new download
@@ -310,8 +316,45 @@ def test_download_checksum_mismatch_leaves_nothing(isolated, http_server, monkey
     monkeypatch.setattr(data, "_DOWNLOAD_TIMEOUT", 5.0)
     with pytest.raises(data.DownloadError, match="SHA-256 mismatch") as info:
         data.load_dataset("mnist", download=True)
-    assert "404" in str(info.value) and "train-images-idx3-ubyte.gz" in str(info.value)
-    assert os.listdir(isolated / "cache" / "mnist") == []  # no partial or unverified file
+    message = str(info.value)
+    assert "404" in message and "train-images-idx3-ubyte.gz" in message and "\n" not in message
+    assert not (isolated / "cache" / "mnist").exists()  # no partial file, no empty folder
+    assert not (isolated / "cache").exists()  # the cache folder was made for it, so it went too
+
+
+def test_failed_download_keeps_folders_that_existed_and_verified_files(isolated, http_server, monkeypatch):
+    www, base = http_server
+    _, resources = publish(www, "mnist")
+    bad = (*resources[:2], resources[2]._replace(sha256="0" * 64), resources[3])
+    monkeypatch.setitem(data.RESOURCES, "mnist", bad)
+    monkeypatch.setitem(data.MIRRORS, "mnist", [f"{base}/good/"])
+    monkeypatch.setattr(data, "_DOWNLOAD_TIMEOUT", 5.0)
+    existing = isolated / "mine"
+    existing.mkdir()
+    with pytest.raises(data.DownloadError, match="t10k-images"):
+        data.download_dataset("mnist", existing / "deep" / "mnist")
+    assert sorted(os.listdir(existing / "deep" / "mnist")) == sorted(f"{s}.gz" for s in STEMS[:2])
+    (existing / "empty").mkdir()
+    with pytest.raises(data.DownloadError):
+        data.download_dataset("mnist", existing / "empty")
+    assert (existing / "empty").is_dir()  # not created by the download: left alone
+
+
+def test_missing_data_dir_is_an_error_not_a_fallback(isolated):
+    make_dataset_dir(isolated / "system" / "mnist")  # would be found by falling back
+    missing = isolated / "typo"
+    for call in (
+        lambda: data.load_dataset("mnist", root=missing),
+        lambda: data.find_dataset("mnist", root=missing),
+        lambda: data.best_available(root=missing),
+    ):
+        with pytest.raises(FileNotFoundError, match="does not exist") as info:
+            call()
+        assert str(missing) in str(info.value) and "\n" not in str(info.value)
+    (isolated / "file").write_text("not a folder")
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        data.load_dataset("mnist", root=isolated / "file")
+    assert len(data.load_dataset("mnist-5k", root=missing).train) == 4000  # packaged: root unused
 
 
 def test_download_unreachable_mirror(isolated, monkeypatch):

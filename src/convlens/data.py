@@ -1,4 +1,7 @@
-"""Data sets and batches: IDX files, MNIST / Fashion-MNIST / mnist-5k, a DataLoader.
+"""Data sets and batches: MNIST / Fashion-MNIST / mnist-5k, transforms, a DataLoader.
+
+The IDX files they are stored in are read by :mod:`convlens.idx` (``read_idx`` and
+``write_idx`` are re-exported here).
 
 Where a data set is looked for, in order (``load_dataset``):
 
@@ -32,9 +35,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import math
 import os
-import tempfile
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .io import write_atomically
+from .idx import read_idx, read_idx_stream, write_idx
+from .io import open_temp_beside
 
 __all__ = [
     "DATASETS",
@@ -68,108 +70,6 @@ __all__ = [
     "stratified_split",
     "write_idx",
 ]
-
-# ----------------------------------------------------------------------------- IDX
-
-# IDX type byte -> big-endian NumPy dtype (http://yann.lecun.com/exdb/mnist/, bottom).
-_IDX_DTYPES: dict[int, np.dtype] = {
-    0x08: np.dtype(">u1"),
-    0x09: np.dtype(">i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_DTYPES.items()}
-_GZIP_MAGIC = b"\x1f\x8b"
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (the format of MNIST and Fashion-MNIST), gzipped or not.
-
-    Gzip is detected from the file's first bytes, not its name. The header is
-    validated: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16,
-    0x0C int32, 0x0D float32, 0x0E float64, all big-endian), the number of
-    dimensions, then each dimension as a big-endian uint32; the data must fill
-    the rest of the file exactly.
-
-    Returns:
-        A native-byte-order array of shape ``dims`` (a writable copy).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: the file is empty, truncated, not IDX or a corrupt gzip
-            stream; the message names the file and what is wrong.
-
-    >>> import convlens as cl, numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "x-idx2-ubyte.gz")
-    >>> cl.data.write_idx(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
-    >>> cl.data.read_idx(path)
-    array([[0, 1, 2],
-           [3, 4, 5]], dtype=uint8)
-    """
-    path = Path(path)
-    return _parse_idx(path.read_bytes(), str(path))
-
-
-def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file; gzipped when ``path`` ends in ``.gz``.
-
-    The inverse of :func:`read_idx`; dtype must be one IDX can hold (uint8,
-    int8, int16, int32, float32, float64).
-    """
-    array = np.asarray(array)
-    code = _IDX_CODES.get(array.dtype.newbyteorder("="))
-    if code is None:
-        raise ValueError(
-            f"write_idx: IDX cannot hold dtype {array.dtype}; use one of "
-            f"{', '.join(str(d.newbyteorder('=')) for d in _IDX_DTYPES.values())}"
-        )
-    if not 1 <= array.ndim <= 255:
-        raise ValueError(f"write_idx: IDX needs 1 to 255 dimensions, got an array of shape {array.shape}")
-    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    raw = header + np.ascontiguousarray(array, dtype=_IDX_DTYPES[code]).tobytes()
-    path = Path(path)
-    write_atomically(path, gzip.compress(raw, mtime=0) if path.name.endswith(".gz") else raw)
-
-
-def _parse_idx(raw: bytes, where: str) -> np.ndarray:
-    if not raw:
-        raise ValueError(f"read_idx: {where} is empty")
-    if raw[:2] == _GZIP_MAGIC:
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as error:
-            raise ValueError(f"read_idx: {where} is a corrupt or truncated gzip stream ({error})") from None
-    if len(raw) < 4:
-        raise ValueError(f"read_idx: {where} is too short for an IDX header ({len(raw)} bytes, need 4)")
-    zero0, zero1, code, ndim = raw[:4]
-    if zero0 or zero1 or code not in _IDX_DTYPES:
-        raise ValueError(
-            f"read_idx: {where} is not an IDX file: magic bytes {raw[:4].hex(' ')}, expected "
-            f"00 00 <type code: {', '.join(f'{c:02x}' for c in _IDX_DTYPES)}> <ndim>"
-        )
-    if ndim == 0:
-        raise ValueError(f"read_idx: {where} declares 0 dimensions (IDX data has at least 1)")
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise ValueError(
-            f"read_idx: {where} is truncated: {ndim} dimensions need a {header}-byte header, "
-            f"the data has {len(raw)} bytes"
-        )
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    dtype = _IDX_DTYPES[code]
-    expected = math.prod(shape) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        problem = "is truncated" if found < expected else "has trailing bytes"
-        raise ValueError(
-            f"read_idx: {where} {problem}: dims {shape} of {dtype.newbyteorder('=')} need "
-            f"{expected} data bytes, found {found}"
-        )
-    flat = np.frombuffer(raw, dtype=dtype, count=math.prod(shape), offset=header)
-    return flat.astype(dtype.newbyteorder("=")).reshape(shape)
-
 
 # ------------------------------------------------------------------------ data sets
 
@@ -336,9 +236,14 @@ def cache_dir() -> Path:
 
 
 def search_dirs(name: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Directories searched for data set ``name``, in order (see the module docstring)."""
+    """Directories searched for data set ``name``, in order (see the module docstring).
+
+    Raises:
+        FileNotFoundError: ``root`` is given but is not an existing directory (a
+            mistyped ``--data-dir`` must not silently fall back to other folders).
+    """
     name = _canonical(name)
-    dirs = [Path(root) / name, Path(root)] if root is not None else []
+    dirs = [Path(root) / name, Path(root)] if _existing_root(root) is not None else []
     dirs.append(cache_dir() / name)
     dirs.extend(Path(system) / name for system in SYSTEM_DIRS)
     return dirs
@@ -365,7 +270,8 @@ def load_dataset(
     Args:
         name: the data set. ``"mnist-5k"`` always comes from the package
             (``root`` and ``download`` are ignored).
-        root: a directory searched first (``root/<name>``, then ``root``).
+        root: a directory searched first (``root/<name>``, then ``root``); it
+            must exist, unless ``download=True``, which creates it.
         download: fetch from the public mirrors when not found locally
             (into ``root/<name>`` if ``root`` is given, else the user cache).
         split: ``None`` for ``Splits(train, test)``, or ``"train"`` / ``"test"``
@@ -373,7 +279,8 @@ def load_dataset(
 
     Raises:
         ValueError: unknown name or split, or a corrupt file.
-        FileNotFoundError: not found and ``download=False``.
+        FileNotFoundError: not found and ``download=False``, or ``root`` does
+            not exist and ``download=False``.
         DownloadError: ``download=True`` and every mirror failed.
     """
     name = _canonical(name)
@@ -382,7 +289,9 @@ def load_dataset(
     if name == "mnist-5k":
         train, test = _load_mnist_5k()
     else:
-        directory = find_dataset(name, root)
+        # a missing root is an error, except that download=True creates it
+        search_root = None if download and root is not None and not Path(root).exists() else root
+        directory = find_dataset(name, search_root)
         if directory is None:
             if not download:
                 searched = ", ".join(str(d) for d in search_dirs(name, root))
@@ -430,30 +339,49 @@ def download_dataset(name: str, directory: str | os.PathLike | None = None) -> P
     if name not in RESOURCES:
         raise ValueError(f"download_dataset: {name} ships with convlens and is never downloaded")
     directory = Path(directory) if directory is not None else cache_dir() / name
-    directory.mkdir(parents=True, exist_ok=True)
-    for resource in RESOURCES[name]:
-        target = directory / resource.filename
-        if target.exists() and _verify(target, resource):
-            continue
-        failures = []
-        for base in MIRRORS[name]:
-            url = base.rstrip("/") + "/" + resource.filename
-            try:
-                _fetch(url, target, resource)
-                break
-            except (OSError, ValueError) as error:  # URLError and HTTPError are OSErrors
-                failures.append(f"{url}: {error}")
-        else:
-            raise DownloadError(
-                f"download_dataset: could not fetch {resource.filename} of {name}:\n  "
-                + "\n  ".join(failures or ["no mirrors configured"])
-            )
+    created = _make_dirs(directory)
+    try:
+        for resource in RESOURCES[name]:
+            target = directory / resource.filename
+            if not (target.exists() and _verify(target, resource)):
+                _fetch_from_mirrors(name, resource, target)
+    except BaseException:
+        for folder in reversed(created):  # only the folders made here, and only if still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
     return directory
+
+
+def _fetch_from_mirrors(name: str, resource: _Resource, target: Path) -> None:
+    """Try each mirror in turn; DownloadError, in one line, if all fail."""
+    import http.client  # lazy, as urllib in _urlopen
+
+    failures = []
+    for base in MIRRORS[name]:
+        url = base.rstrip("/") + "/" + resource.filename
+        try:
+            _fetch(url, target, resource)
+            return
+        # URLError and HTTPError are OSErrors; a connection cut mid-body is an HTTPException
+        except (OSError, ValueError, http.client.HTTPException) as error:
+            failures.append(f"{url}: {' '.join(str(error).split())}")
+    raise DownloadError(
+        f"download_dataset: could not fetch {resource.filename} of {name} from any mirror "
+        f"({'; '.join(failures) or 'no mirrors configured'})"
+    )
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """``mkdir -p directory``; the folders it created, outermost first."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()][::-1]
+    directory.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _fetch(url: str, target: Path, resource: _Resource) -> None:
     """Download ``url`` to a temp file beside ``target``; verify; then rename into place."""
-    descriptor, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    descriptor, temp_name = open_temp_beside(target, ".part")
     temp = Path(temp_name)
     try:
         with (
@@ -483,6 +411,20 @@ def _verify(path: Path, resource: _Resource) -> bool:
     except (OSError, EOFError, zlib.error):  # a corrupt gzip stream is a mismatch
         return False
     return digest.hexdigest() == resource.sha256
+
+
+def _existing_root(root: str | os.PathLike | None) -> Path | None:
+    """``root`` as a Path, checked to be a directory; None if not given."""
+    if root is None:
+        return None
+    path = Path(root)
+    if not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise FileNotFoundError(
+            f"load_dataset: the data directory {path} {problem}; fix the path, or pass "
+            f"download=True (--download) to download into it. Received: root={os.fspath(root)!r}"
+        )
+    return path
 
 
 def _canonical(name: str) -> str:
@@ -530,9 +472,10 @@ def _packaged_mnist_5k() -> Any:
 
 def _load_mnist_5k() -> tuple[Dataset, Dataset]:
     folder = _packaged_mnist_5k()
-    images = _parse_idx((folder / "images-idx3-ubyte.gz").read_bytes(), f"{folder}/images-idx3-ubyte.gz")
-    labels = _parse_idx((folder / "labels-idx1-ubyte.gz").read_bytes(), f"{folder}/labels-idx1-ubyte.gz")
-    labels = labels.astype(np.int64)
+    with (folder / "images-idx3-ubyte.gz").open("rb") as file:
+        images = read_idx_stream(file, f"{folder}/images-idx3-ubyte.gz")
+    with (folder / "labels-idx1-ubyte.gz").open("rb") as file:
+        labels = read_idx_stream(file, f"{folder}/labels-idx1-ubyte.gz").astype(np.int64)
     train, test = stratified_split(labels, _MNIST_5K_TEST_FRACTION, _MNIST_5K_SEED)
     classes = DATASETS["mnist-5k"]
     return (

@@ -18,6 +18,7 @@ An op is written as a forward on NumPy arrays plus its backward, side by side::
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -436,8 +437,9 @@ class Tensor:
         if self.ndim == 0:
             return self.reshape(1)
         start, end = _normalize_dims((start_dim, end_dim), self.ndim)
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
-        return self.reshape(shape)
+        # the merged size, not -1: NumPy cannot infer -1 for an empty batch, (0, 16, 5, 5) -> (0, 400)
+        merged = math.prod(self.shape[start : end + 1])
+        return self.reshape(self.shape[:start] + (merged,) + self.shape[end + 1 :])
 
     def permute(self, *dims: int | Sequence[int]) -> Tensor:
         order = tuple(dims[0]) if len(dims) == 1 and not isinstance(dims[0], int) else dims

@@ -76,7 +76,8 @@ def softmax(input: ArrayLike, dim: int) -> Tensor:  # noqa: A002
 
     ``dim`` is required (PyTorch's implicit choice of dimension is deprecated
     there, and silently picking one hides bugs). Shifted by the maximum, so
-    logits of +-1000 do not overflow.
+    logits of +-1000 do not overflow. An empty input (an empty batch, or a
+    zero-size ``dim``) gives an empty output, as in PyTorch.
 
     >>> from convlens import functional as F
     >>> F.softmax([[0.0, 0.0]], dim=1).tolist()
@@ -84,6 +85,8 @@ def softmax(input: ArrayLike, dim: int) -> Tensor:  # noqa: A002
     """
     x = as_tensor(input)
     axis = _axis(dim, x, "softmax")
+    if x.data.size == 0:
+        return _empty_result(x)
     e = np.exp(x.data - np.max(x.data, axis=axis, keepdims=True))
     out = e / e.sum(axis=axis, keepdims=True)
 
@@ -105,6 +108,8 @@ def log_softmax(input: ArrayLike, dim: int) -> Tensor:  # noqa: A002
     """
     x = as_tensor(input)
     axis = _axis(dim, x, "log_softmax")
+    if x.data.size == 0:
+        return _empty_result(x)
     shifted = x.data - np.max(x.data, axis=axis, keepdims=True)
     out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
 
@@ -142,6 +147,12 @@ def dropout(
     rng = generator if isinstance(generator, np.random.Generator) else np.random.default_rng(generator)
     scale = (rng.random(x.shape) >= p).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - p))
     return Tensor._from_op(x.data * scale, (x,), lambda g: (g * scale,))
+
+
+def _empty_result(x: Tensor) -> Tensor:
+    """An empty input normalises to an empty output (PyTorch's answer, for an empty batch or
+    a zero-size ``dim`` alike); the maximum that shifts the logits has no value there."""
+    return Tensor._from_op(x.data.copy(), (x,), lambda g: (g,))
 
 
 def _axis(dim: int, x: Tensor, op: str) -> int:

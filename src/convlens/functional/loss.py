@@ -38,8 +38,10 @@ def cross_entropy(
         - input: ``(N, C)``, ``(N, C, d1, ..., dK)`` or ``(C,)`` (logits, not probabilities);
         - target: class indices ``(N,)`` / ``(N, d1, ..., dK)`` / ``()`` of an integer dtype,
           each in ``[0, C)`` or equal to ``ignore_index``; or class probabilities of the
-          same shape as ``input`` (float; then ``ignore_index`` does not apply and
-          ``"mean"`` divides by ``N * d1 * ... * dK``);
+          same shape as ``input`` (float; then ``ignore_index`` does not apply,
+          ``"mean"`` divides by ``N * d1 * ... * dK``, and a target that requires grad
+          gets ``d loss / d target = -(1 - e) * w * log_softmax(input)``, scaled by the
+          reduction, as in PyTorch);
         - weight: ``(C,)`` per-class rescaling, or ``None``;
         - output: a scalar, or the target's shape with ``reduction="none"``.
 
@@ -52,9 +54,7 @@ def cross_entropy(
         raise ValueError(
             f"cross_entropy: label_smoothing must be in [0, 1]. Received: label_smoothing={label_smoothing!r}"
         )
-    x = as_tensor(input)
-    if x.ndim == 0:
-        raise ValueError("cross_entropy: input must have a class dimension, got a scalar")
+    x = _class_input(input, "cross_entropy")
     return _class_loss(
         log_softmax(x, 1 if x.ndim > 1 else 0),
         target,
@@ -83,9 +83,7 @@ def nll_loss(
     0.2877
     """
     _check_reduction(reduction, "nll_loss")
-    x = as_tensor(input)
-    if x.ndim == 0:
-        raise ValueError("nll_loss: input must have a class dimension, got a scalar")
+    x = _class_input(input, "nll_loss")
     return _class_loss(x, target, weight, ignore_index, reduction, 0.0, "nll_loss", probabilities=False)
 
 
@@ -123,6 +121,19 @@ def mse_loss(input: ArrayLike, target: ArrayLike, reduction: str = "mean") -> Te
 # -- helpers ------------------------------------------------------------------------
 
 
+def _class_input(input: ArrayLike, op: str) -> Tensor:  # noqa: A002
+    """``input`` as a Tensor, checked to have a class dimension (1, or 0 if unbatched) of size >= 1."""
+    x = as_tensor(input)
+    if x.ndim == 0:
+        raise ValueError(f"{op}: input must have a class dimension, got a scalar. Received: input.shape=()")
+    if x.shape[1 if x.ndim > 1 else 0] == 0:
+        raise ValueError(
+            f"{op}: input must have at least one class (its class dimension is empty). "
+            f"Received: input.shape={x.shape}"
+        )
+    return x
+
+
 def _check_reduction(reduction: str, op: str) -> None:
     if reduction not in _REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}. Received: reduction={reduction!r}")
@@ -145,10 +156,13 @@ def _class_loss(
     if unbatched:
         t = t[None]
     w = _class_weight(weight, lp, op)
-    if probabilities and t.dtype.kind == "f" and t.shape == lp.shape:
+    soft = probabilities and t.dtype.kind == "f" and t.shape == lp.shape
+    if soft:
         coeff, denom = _probability_coefficients(t, w, smoothing, lp)
     else:
         coeff, denom = _index_coefficients(t, w, ignore_index, smoothing, lp, op)
+    # soft targets that require grad get one, as in PyTorch: the loss is linear in them
+    learnable = soft and isinstance(target, Tensor) and target.requires_grad
     per_position = -np.sum(coeff * lp, axis=1)
     if reduction == "none":
         out = per_position[0] if unbatched else per_position
@@ -159,16 +173,24 @@ def _class_loss(
                 total = total / denom
         out = np.asarray(total, dtype=lp.dtype)
 
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
         if reduction == "none":
-            g = g[None] if unbatched else g
-            grad = -coeff * np.expand_dims(g, 1)
+            scale = np.expand_dims(g[None] if unbatched else g, 1)
         else:
-            grad = -coeff * (g / denom if reduction == "mean" else g)
-        grad = grad.astype(lp.dtype, copy=False)
-        return (grad[0] if unbatched else grad,)
+            with np.errstate(divide="ignore", invalid="ignore"):  # an empty batch: 0 / 0
+                scale = g / denom if reduction == "mean" else g
+        grad = (-coeff * scale).astype(lp.dtype, copy=False)
+        grads = (grad[0] if unbatched else grad,)
+        if learnable:
+            # d coeff / d target = (1 - smoothing) * weight
+            slope = lp * lp.dtype.type(1.0 - smoothing)
+            if w is not None:
+                slope = slope * w.reshape((1, -1) + (1,) * (lp.ndim - 2))
+            grad_target = (-slope * scale).astype(t.dtype, copy=False)
+            grads += (grad_target[0] if unbatched else grad_target,)
+        return grads
 
-    return Tensor._from_op(out, (logp,), backward)
+    return Tensor._from_op(out, (logp, target) if learnable else (logp,), backward)
 
 
 def _class_weight(weight: ArrayLike | None, lp: np.ndarray, op: str) -> np.ndarray | None:
