@@ -12,14 +12,14 @@ from PIL import Image
 from threadpoolctl import threadpool_limits
 
 import convlens as cl
-from convlens import cli
+from convlens import filters, io
 from convlens.cli import main
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """Small GEMMs gain nothing from 2 BLAS threads, and on a busy shared machine their
-    spin-waiting made each training step ~10x slower."""
+    """Small GEMMs gain nothing from 2 BLAS threads, and on a busy shared machine the
+    threads' spin-waiting slows every training step down."""
     with threadpool_limits(1, user_api="blas"):
         yield
 
@@ -50,7 +50,7 @@ def _error_line(capsys) -> str:
 
 
 def test_train_writes_checkpoint_and_history(run_dir, capsys):
-    checkpoint = run_dir / cli.CHECKPOINT_NAME
+    checkpoint = run_dir / io.CHECKPOINT_NAME
     assert checkpoint.exists()
     history = json.loads((run_dir / "history.json").read_text())
     assert len(history["epochs"]) == 2 and history["epochs"][-1]["val_acc"] > 0.5
@@ -65,12 +65,12 @@ def test_train_prints_progress_accuracy_and_checkpoint(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "epoch 1/1" in text and "test accuracy:" in text
-    assert str(out / cli.CHECKPOINT_NAME) in text
+    assert str(out / io.CHECKPOINT_NAME) in text
     assert "adam lr 0.001" in text
 
 
 def test_evaluate_prints_accuracy_per_class_and_confusion(run_dir, capsys):
-    assert main(["evaluate", str(run_dir / cli.CHECKPOINT_NAME)]) == 0
+    assert main(["evaluate", str(run_dir / io.CHECKPOINT_NAME)]) == 0
     text = capsys.readouterr().out
     assert "accuracy:" in text and "confusion matrix" in text
     rows = [line for line in text.splitlines() if line.strip() and line.split()[0].isdigit()]
@@ -89,28 +89,13 @@ def test_predict_png_variants(run_dir, digits, tmp_path, capsys):
     large = Image.fromarray(digit).resize((300, 220), Image.Resampling.BICUBIC)
     large.save(folder / "c_large.png")
     Image.fromarray(255 - digit).save(tmp_path / "inverted.jpg", quality=95)
-    checkpoint = str(run_dir / cli.CHECKPOINT_NAME)
+    checkpoint = str(run_dir / io.CHECKPOINT_NAME)
     assert main(["predict", checkpoint, str(folder), str(tmp_path / "inverted.jpg"), "--top", "3"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4 and all(line.count("%") == 3 for line in lines)
     predicted = {line.split()[1] for line in lines}
     assert len(predicted) == 1, lines  # every variant of one digit is read the same way
     assert all("%" in line for line in lines)
-
-
-def test_mnist_like_preprocessing_reproduces_mnist(digits):
-    images, _ = digits
-    correlations = []
-    for digit in images:
-        for variant in (digit, 255 - digit, np.kron(digit, np.ones((4, 4), np.uint8))):
-            processed = cli.mnist_like(variant.astype(np.float32))
-            assert processed.shape == (28, 28) and processed.min() >= 0 and processed.max() <= 1
-            rows, cols = np.nonzero(processed > 0.1)
-            assert max(np.ptp(rows), np.ptp(cols)) + 1 <= 21
-            correlations.append(np.corrcoef(processed.ravel(), digit.ravel().astype(np.float64))[0, 1])
-    # MNIST digits are already in this form: the result is (nearly) the original digit; a
-    # centre of mass on a rounding boundary may move it by one pixel
-    assert min(correlations) > 0.75 and np.mean(correlations) > 0.95
 
 
 def test_summary(capsys):
@@ -167,7 +152,7 @@ def test_runtime_errors(run_dir, tmp_path, capsys, monkeypatch):
 
     bad_image = tmp_path / "bad.png"
     bad_image.write_bytes(b"not a png at all")
-    checkpoint = str(run_dir / cli.CHECKPOINT_NAME)
+    checkpoint = str(run_dir / io.CHECKPOINT_NAME)
     assert main(["predict", checkpoint, str(bad_image)]) == 1
     assert "cannot read image" in _error_line(capsys)
     assert main(["filter", str(bad_image), "--kernel", "sharpen"]) == 1
@@ -211,7 +196,7 @@ def test_train_defaults(tmp_path, monkeypatch, capsys):
     assert (config["lr"], config["seed"], config["augment"], config["dataset"]) == (0.02, 0, True, "mnist-5k")
     (run,) = (tmp_path / "runs").iterdir()
     assert run.name.startswith("lenet5-mnist-5k-") and (run / "config.json").exists()
-    assert f"checkpoint: {run.relative_to(tmp_path) / cli.CHECKPOINT_NAME}" in capsys.readouterr().out
+    assert f"checkpoint: {run.relative_to(tmp_path) / io.CHECKPOINT_NAME}" in capsys.readouterr().out
 
 
 def test_classic_lenet_gets_padded_inputs(tmp_path, capsys):
@@ -219,7 +204,7 @@ def test_classic_lenet_gets_padded_inputs(tmp_path, capsys):
     assert main([*argv.split(), "--out", str(tmp_path)]) == 0
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["pad"] == 2 and config["input_shape"] == [1, 32, 32]
-    assert main(["evaluate", str(tmp_path / cli.CHECKPOINT_NAME)]) == 0
+    assert main(["evaluate", str(tmp_path / io.CHECKPOINT_NAME)]) == 0
     assert "accuracy:" in capsys.readouterr().out
 
 
@@ -249,13 +234,13 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(train_module, "fit", interrupted_fit)
     assert main([*argv]) == 130
     assert "checkpoint saved" in capsys.readouterr().err
-    checkpoint = out / cli.CHECKPOINT_NAME
-    assert train_module.load_checkpoint(checkpoint)["step"] == 3
+    checkpoint = out / io.CHECKPOINT_NAME
+    assert io.load_checkpoint(checkpoint)["step"] == 3
     monkeypatch.setattr(train_module, "fit", real_fit)
     assert main(["train", "--resume", str(checkpoint), "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "resuming" in text and "test accuracy:" in text
-    assert train_module.load_checkpoint(checkpoint)["epoch"] == 1
+    assert io.load_checkpoint(checkpoint)["epoch"] == 1
 
 
 def test_help_in_a_subprocess():
@@ -263,7 +248,7 @@ def test_help_in_a_subprocess():
         [sys.executable, "-m", "convlens", "--help"], capture_output=True, text=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stderr
-    for command in ("train", "evaluate", "predict", "summary", "filter"):
+    for command in ("train", "evaluate", "predict", "summary", "filter", "visualize", "serve"):
         assert command in result.stdout
 
 
@@ -286,7 +271,7 @@ def test_filter_kernel_files_grid_and_bad_kernels(tmp_path, digits, capsys):
     assert main(["filter", str(source), "--kernel", str(text_kernel)]) == 0
     expected = cl.filters.apply(digits[0][0].astype(np.float32), "sharpen")
     np.testing.assert_array_equal(
-        np.asarray(Image.open(tmp_path / "digit_ridge.png")), cli.to_uint8(expected, False)
+        np.asarray(Image.open(tmp_path / "digit_ridge.png")), filters.to_uint8(expected, False)
     )
     np.save(tmp_path / "k.npy", np.ones((2, 2)))
     assert (
@@ -309,10 +294,10 @@ def test_train_draws_curves_and_confusion_and_visualize_draws_the_network(run_di
         assert Image.open(run_dir / name).format == "PNG"
     source = tmp_path / "digit.png"
     Image.fromarray(digits[0][0]).save(source)
-    assert main(["visualize", str(run_dir / cli.CHECKPOINT_NAME), str(source), "-o", str(tmp_path)]) == 0
+    assert main(["visualize", str(run_dir / io.CHECKPOINT_NAME), str(source), "-o", str(tmp_path)]) == 0
     for name in ("kernels.png", "feature_maps.png"):
         assert Image.open(tmp_path / name).format == "PNG"
     capsys.readouterr()
     (tmp_path / "bad.png").write_text("not an image")
-    assert main(["visualize", str(run_dir / cli.CHECKPOINT_NAME), str(tmp_path / "bad.png")]) == 1
+    assert main(["visualize", str(run_dir / io.CHECKPOINT_NAME), str(tmp_path / "bad.png")]) == 1
     assert "bad.png" in _error_line(capsys)

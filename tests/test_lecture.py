@@ -1,4 +1,8 @@
-"""The lecture's worked examples (LECTURE.md), each reproduced through the public API by name."""
+"""The lecture's worked examples, each reproduced through the public API by name.
+
+Example A: a 3x3 image and a 3x3 kernel (cross-correlation 13, convolution 32). Example B:
+a 5x5 binary image and a 3x3 kernel (the convolved feature map). The output size of
+n=5, k=3, p=1, s=2 is 3. The named kernels are the lecture's."""
 
 from __future__ import annotations
 
@@ -104,7 +108,7 @@ def test_lecture_kernels_as_a_conv_layer_equal_the_filter(name):
     np.testing.assert_allclose(cl.signal.correlate(image, kernel, "valid"), by_layer, rtol=1e-12, atol=1e-12)
 
 
-def test_lenet_scaled_tanh_section_7():
+def test_lenet_scaled_tanh():
     """1.7159 * tanh(2/3 * a): f(+-1) = +-1, as LeCun et al. 1998 chose."""
     out = F.scaled_tanh(np.array([-1.0, 0.0, 1.0])).data
     np.testing.assert_allclose(out, [-1.0, 0.0, 1.0], atol=2e-4)

@@ -103,7 +103,7 @@ def test_zero_dimensional_and_errors():
 
 
 def test_output_size():
-    assert cl.signal.output_size(5, 3, padding=1, stride=2) == 3  # LECTURE.md section 3
+    assert cl.signal.output_size(5, 3, padding=1, stride=2) == 3  # the lecture's output-size example
     assert cl.signal.output_size(28, 5, padding=2) == 28
     assert cl.signal.output_size(32, 5) == 28
     assert cl.signal.output_size(7, 3, dilation=2) == 3

@@ -11,22 +11,17 @@ from threadpoolctl import threadpool_limits
 
 import convlens as cl
 from convlens import data, optim
-from convlens.train import (
-    Callback,
-    History,
-    TrainingDivergedError,
-    evaluate,
-    fit,
-    load_checkpoint,
-)
+from convlens.history import History
+from convlens.io import load_checkpoint
+from convlens.train import Callback, TrainingDivergedError, evaluate, fit
 
 MEAN, STD = 0.1307, 0.3081
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_blas_thread():
-    """Small GEMMs gain nothing from 2 BLAS threads, and on a busy shared machine their
-    spin-waiting made each training step ~10x slower."""
+    """Small GEMMs gain nothing from 2 BLAS threads, and on a busy shared machine the
+    threads' spin-waiting slows every training step down."""
     with threadpool_limits(1, user_api="blas"):
         yield
 

@@ -1,5 +1,5 @@
 """cl.viz: every picture has the panels it promises, writes a real PNG (or GIF), and
-shows the numbers convlens computes (LECTURE.md examples A and B)."""
+shows the numbers convlens computes (the lecture's worked examples A and B)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ torch = pytest.importorskip("torch")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-# LECTURE.md section 2.
+# The lecture's worked examples: A (3x3 image, 3x3 kernel) and B (5x5 image, 3x3 kernel).
 A_IMAGE = [[1, 1, 2], [2, 2, 1], [1, 5, 0]]
 A_KERNEL = [[2, 3, 0], [0, 1, 3], [3, 0, 3]]
 B_IMAGE = [
@@ -291,7 +291,7 @@ def test_feature_maps_bad_input():
 
 # ------------------------------------------------------------------ training curves
 def test_training_curves(tmp_path):
-    from convlens.train import EpochRecord, History
+    from convlens.history import EpochRecord, History
 
     records = [
         EpochRecord(e, 1.0 / (e + 1), 0.5 + e / 10, 1.2 / (e + 1), 0.45 + e / 10, 1.0, 100.0)
@@ -391,7 +391,7 @@ def test_filters_grid_colour_and_path(tmp_path):
 
 # ------------------------------------------------------------------ checkpoint (CLI)
 def test_visualize_checkpoint(tmp_path):
-    from convlens.train import save_checkpoint
+    from convlens.io import save_checkpoint
 
     nn.init.manual_seed(0)
     model = cl.models.lenet5("modern")

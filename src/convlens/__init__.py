@@ -2,31 +2,35 @@
 
 >>> import convlens as cl
 >>> from convlens import nn, optim, functional as F
+
+The reading order of the package, module by module, is in ``docs/READING.md``.
 """
 
-from . import backend, data, filters, functional, models, nn, optim, signal, train, viz
+from . import backend, data, filters, functional, images, interop, models, nn, onnx, optim, signal, train, viz
+from ._version import __version__
 from .io import load, save
 from .nn.init import manual_seed
 from .summary import summary
 from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
 
-__version__ = "0.1.0"
-
 __all__ = [
     "Tensor",
-    "backend",
-    "backend",
+    "__version__",
     "as_tensor",
+    "backend",
     "data",
     "enable_grad",
     "filters",
     "functional",
+    "images",
+    "interop",
     "is_grad_enabled",
     "load",
     "manual_seed",
     "models",
     "nn",
     "no_grad",
+    "onnx",
     "optim",
     "save",
     "signal",

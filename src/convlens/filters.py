@@ -1,4 +1,4 @@
-"""Classic photo-editor filters as 2-D kernels (LECTURE.md section 2).
+"""Classic photo-editor filters as 2-D kernels, as the lecture introduces convolution.
 
 Blur, sharpen, emboss and edge detection are each one small matrix slid over
 the image: exactly what one plane of a convolutional layer computes, only with
@@ -34,11 +34,14 @@ array([[10, 20, 10],
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from .signal import sliding_correlate
 
-__all__ = ["KERNELS", "apply"]
+__all__ = ["EDGE_KERNELS", "KERNELS", "apply", "load_kernel", "shows_magnitude", "to_uint8"]
 
 
 def _kernel(rows: list[list[float]], scale: float = 1.0) -> np.ndarray:
@@ -131,7 +134,8 @@ def apply(
         )
     if k.shape[0] > img.shape[0] or k.shape[1] > img.shape[1]:
         raise ValueError(
-            f"apply: kernel of shape {k.shape} is larger than the image ({img.shape[0]}x{img.shape[1]})"
+            f"apply: kernel is larger than the image ({img.shape[0]}x{img.shape[1]}). "
+            f"Received: kernel.shape={k.shape}, image.shape={np.shape(image)}"
         )
     work = np.float64 if dtype == np.uint8 else np.result_type(dtype, np.float32)
     img = img.astype(work, copy=False)
@@ -145,7 +149,8 @@ def apply(
 
 
 _METHODS = ("auto", "direct", "separable", "fft")
-_FFT_MIN_TAPS = 49  # measured: from 7x7 up, the FFT beats one pass per tap on 1-megapixel images
+# From 7x7 up the FFT's fixed cost is repaid by its taps-independent work (docs/READING.md, "Measured").
+_FFT_MIN_TAPS = 49
 
 
 def _choose_method(k: np.ndarray, method: str) -> str:
@@ -153,7 +158,10 @@ def _choose_method(k: np.ndarray, method: str) -> str:
         raise ValueError(f"apply: method must be one of {_METHODS}. Received: method={method!r}")
     factors = _separable_factors(k)
     if method == "separable" and factors is None:
-        raise ValueError(f"apply: method='separable' needs a rank-1 kernel; this {k.shape} kernel is not")
+        raise ValueError(
+            "apply: method='separable' needs a rank-1 kernel. "
+            f"Received: a kernel of shape {k.shape} and rank above 1"
+        )
     if method != "auto":
         return method
     if factors is not None and k.shape[0] > 1 and k.shape[1] > 1:
@@ -202,20 +210,76 @@ def _fft_correlate(img: np.ndarray, k: np.ndarray) -> np.ndarray:
 def _check_image(image: np.ndarray) -> tuple[np.ndarray, np.dtype]:
     img = np.asarray(image)
     if img.ndim not in (2, 3):
-        raise ValueError(f"apply: image must be HxW or HxWxC, got shape {img.shape}")
+        raise ValueError(f"apply: image must be HxW or HxWxC. Received: image.shape={img.shape}")
     if img.dtype != np.uint8 and img.dtype.kind != "f":
-        raise TypeError(f"apply: image must be uint8 or floating point, got dtype {img.dtype}")
+        raise TypeError(f"apply: image must be uint8 or floating point. Received: image.dtype={img.dtype}")
     return img, img.dtype
 
 
 def _resolve_kernel(kernel: str | np.ndarray) -> np.ndarray:
     if isinstance(kernel, str):
         if kernel not in KERNELS:
-            raise ValueError(f"apply: unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}")
+            raise ValueError(
+                f"apply: unknown kernel {kernel!r}; known kernels: {', '.join(KERNELS)}. "
+                f"Received: kernel={kernel!r}"
+            )
         return KERNELS[kernel]
     k = np.asarray(kernel)
     if k.dtype.kind not in "biuf":
-        raise TypeError(f"apply: kernel must be a name or a real numeric array, got dtype {k.dtype}")
+        raise TypeError(
+            f"apply: kernel must be a name or a real numeric array. Received: kernel.dtype={k.dtype}"
+        )
     if k.ndim != 2 or k.size == 0:
-        raise ValueError(f"apply: kernel must be a non-empty 2-D array (kh, kw), got shape {k.shape}")
+        raise ValueError(
+            f"apply: kernel must be a non-empty 2-D array (kh, kw). Received: kernel.shape={k.shape}"
+        )
     return k
+
+
+# ---------------------------------------------------------------- writing results as pictures
+# Edge detectors respond with signed values around 0: they are shown as |response|.
+EDGE_KERNELS = ("laplacian", "log7", "log9", "sobel_x", "sobel_y")
+
+
+def shows_magnitude(kernel: np.ndarray, name: str | None = None) -> bool:
+    """Whether a result of ``kernel`` is best shown as its magnitude: an edge detector of
+    :data:`EDGE_KERNELS`, or any other kernel summing to 0 (it responds to change only)."""
+    if name in KERNELS:
+        return name in EDGE_KERNELS
+    return abs(float(np.sum(kernel))) < 1e-12
+
+
+def to_uint8(response: np.ndarray, edge: bool) -> np.ndarray:
+    """A filter result as a uint8 picture: for ``edge``, ``|response|`` scaled so its maximum
+    is 255; otherwise rounded and clipped to 0..255."""
+    if edge:
+        magnitude = np.abs(response)
+        peak = float(magnitude.max())
+        response = magnitude * (255.0 / peak) if peak > 0 else magnitude
+    return np.clip(np.rint(response), 0, 255).astype(np.uint8)
+
+
+def load_kernel(path: str | os.PathLike) -> np.ndarray:
+    """A kernel file as a float64 ``(kh, kw)`` array: a ``.npy`` array, or a text file of rows
+    of numbers (``np.loadtxt``).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file cannot be parsed, or holds no 2-D array of numbers.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"load_kernel: kernel file not found. Received: path={str(path)!r}")
+    try:
+        kernel = np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"load_kernel: cannot read kernel file {path} ({error}). Received: path={str(path)!r}"
+        ) from None
+    kernel = np.asarray(kernel)
+    if kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "biuf":
+        raise ValueError(
+            f"load_kernel: kernel file {path} must hold a 2-D array of numbers. "
+            f"Received: shape={kernel.shape}, dtype={kernel.dtype}"
+        )
+    return kernel.astype(np.float64)

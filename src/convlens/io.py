@@ -36,6 +36,11 @@ Resuming training::
     optimizer = cl.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     optimizer.load_state_dict(ckpt.optimizer_state)
     start_epoch = ckpt.config["epoch"] + 1
+
+Training checkpoints (:func:`save_checkpoint`, :func:`load_checkpoint`) are such a
+checkpoint whose ``extra`` also holds where training stands (epoch, step within the
+epoch, the :class:`~convlens.history.History`, the scheduler's state): what
+``convlens.train.fit`` writes after every epoch and on Ctrl-C, and resumes from.
 """
 
 from __future__ import annotations
@@ -44,26 +49,35 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from ._version import __version__
+from .history import History
+
 __all__ = [
+    "CHECKPOINT_KIND",
+    "CHECKPOINT_NAME",
     "Checkpoint",
     "CheckpointFiles",
     "checkpoint_files",
     "load",
+    "load_checkpoint",
     "load_into",
     "save",
+    "save_checkpoint",
     "write_atomically",
 ]
 
 FORMAT = "convlens.checkpoint"
 FORMAT_VERSION = 1
 _SUFFIXES = (".optim.safetensors", ".safetensors", ".json")
+CHECKPOINT_KIND = "convlens-train-checkpoint"  # ``extra["kind"]`` of a training checkpoint
+CHECKPOINT_NAME = "checkpoint.safetensors"  # the one ``convlens train`` writes in its output directory
 
 
 class CheckpointFiles(NamedTuple):
@@ -137,13 +151,14 @@ def save(
     Returns:
         The paths written.
     """
-    from . import __version__
-
     files = checkpoint_files(path)
     files.meta.parent.mkdir(parents=True, exist_ok=True)
     for method in ("state_dict", "get_config"):
         if not callable(getattr(model, method, None)):
-            raise TypeError(f"save: model must have {method}() (an nn.Module), got {type(model).__name__}")
+            raise TypeError(
+                f"save: model must have {method}() (an nn.Module). Received: model of type "
+                f"{type(model).__name__}"
+            )
     weights = {key: np.ascontiguousarray(_array(value)) for key, value in model.state_dict().items()}
     meta: dict[str, Any] = {
         "format": FORMAT,
@@ -188,7 +203,10 @@ def load(path: str | os.PathLike, with_optimizer: bool = False) -> Any:
     try:
         model = nn.from_config(meta["model"])
     except (ValueError, TypeError, KeyError) as error:
-        raise ValueError(f"load: cannot rebuild the model described in {files.meta}: {error}") from error
+        raise ValueError(
+            f"load: cannot rebuild the model described in {files.meta} ({error}). "
+            f"Received: model={_describe(meta['model'])}"
+        ) from error
     _load_weights(model, files, meta)
     if not with_optimizer:
         return model
@@ -211,29 +229,47 @@ def load_into(model: Any, path: str | os.PathLike, optimizer: Any = None) -> Che
     if saved != current:
         raise ValueError(
             f"load_into: checkpoint {files.meta} is {_describe(saved)} but the model is "
-            f"{_describe(current)} (first difference at {_first_difference(saved, current)})"
+            f"{_describe(current)}. Received: first difference at {_first_difference(saved, current)}"
         )
     _load_weights(model, files, meta)
     checkpoint = _checkpoint(None, files, meta)
     if optimizer is not None:
         if checkpoint.optimizer_state is None:
-            raise ValueError(f"load_into: checkpoint {files.meta} holds no optimizer state to load")
+            raise ValueError(
+                f"load_into: checkpoint {files.meta} holds no optimizer state to load. "
+                f"Received: optimizer={type(optimizer).__name__}"
+            )
         if checkpoint.optimizer_type != type(optimizer).__name__:
             raise ValueError(
                 f"load_into: checkpoint {files.meta} holds {checkpoint.optimizer_type} state but the "
-                f"optimizer is {type(optimizer).__name__}"
+                f"optimizer is not. Received: optimizer={type(optimizer).__name__}"
             )
         optimizer.load_state_dict(checkpoint.optimizer_state)
     return checkpoint
 
 
+def open_temp_beside(path: Path, suffix: str) -> tuple[int, str]:
+    """A new hidden file beside ``path``, open for writing: ``(descriptor, name)``.
+
+    Its mode is what a plain ``open()`` gives, 0666 less the umask (0644 usually):
+    ``tempfile.mkstemp`` would make it 0600, and the renamed file would stay private.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        name = path.parent / f".{path.name}.{secrets.token_hex(6)}{suffix}"
+        with contextlib.suppress(FileExistsError):
+            return os.open(name, flags, 0o666), str(name)
+    raise FileExistsError(f"write: could not create a temporary file beside {path}")
+
+
 def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
     """Write ``payload`` to ``path`` via a synced temp file in the same directory and ``os.replace``.
 
-    Readers see the old file or the new one, never a partial write.
+    Readers see the old file or the new one, never a partial write. The file gets
+    the mode a plain ``open()`` would give it (0644 under the usual umask 022).
     """
     path = Path(path)
-    descriptor, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    descriptor, temp_name = open_temp_beside(path, ".tmp")
     try:
         with os.fdopen(descriptor, "wb") as out:
             out.write(payload)
@@ -243,6 +279,87 @@ def write_atomically(path: str | os.PathLike, payload: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
+
+
+# ------------------------------------------------------------------ training checkpoints
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Any,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    *,
+    epoch: int = 0,
+    step: int = 0,
+    history: History | None = None,
+    config: dict[str, Any] | None = None,
+    partial: dict[str, Any] | None = None,
+) -> Path:
+    """Write weights, architecture, optimizer/scheduler state and the epoch counter (:func:`save`).
+
+    ``epoch``/``step`` say where training stands: ``step`` batches of epoch
+    ``epoch`` (0-based) are done; ``step == 0`` means the epoch has not started.
+    ``config`` (e.g. the command-line settings) is stored as the checkpoint's config;
+    ``partial`` holds the running sums of an epoch stopped in the middle.
+    """
+    extra = {
+        "kind": CHECKPOINT_KIND,
+        "epoch": int(epoch),
+        "step": int(step),
+        "history": (history or History()).to_dict(),
+        "partial": partial or {},
+    }
+    if scheduler is not None and hasattr(scheduler, "state_dict"):
+        extra["scheduler"] = scheduler.state_dict()
+    path = Path(path)
+    save(model, path, config=_plain_json(config or {}), optimizer=optimizer, extra=_plain_json(extra))
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any = None) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint` (or :func:`save`).
+
+    ``path`` may also be a training output directory: its :data:`CHECKPOINT_NAME` is read.
+    Returns a dict with ``model`` (the rebuilt model, or ``model`` with the weights
+    loaded into it), ``optimizer_state`` (or ``None``), ``epoch``, ``step``,
+    ``history`` (a :class:`~convlens.history.History`), ``config``, ``scheduler_state``
+    and ``partial``. When ``optimizer`` is given its state is restored too.
+    """
+    path = training_checkpoint(path)
+    if model is not None:
+        checkpoint = load_into(model, path, optimizer=optimizer)
+        checkpoint.model = model
+    else:
+        checkpoint = load(path, with_optimizer=True)
+        if optimizer is not None and checkpoint.optimizer_state is not None:
+            optimizer.load_state_dict(checkpoint.optimizer_state)
+    extra = dict(checkpoint.extra or {})
+    return {
+        "model": checkpoint.model,
+        "optimizer_state": checkpoint.optimizer_state,
+        "epoch": int(extra.get("epoch", 0)),
+        "step": int(extra.get("step", 0)),
+        "history": History.from_dict(extra.get("history") or {}),
+        "config": dict(checkpoint.config or {}),
+        "scheduler_state": extra.get("scheduler"),
+        "partial": extra.get("partial") or {},
+    }
+
+
+def training_checkpoint(path: str | os.PathLike) -> Path:
+    """``path`` itself, or the :data:`CHECKPOINT_NAME` inside it when ``path`` is a directory."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` with NumPy scalars as Python numbers and tuples as lists (JSON's types)."""
+    if isinstance(value, dict):
+        return {str(k): _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -260,7 +377,9 @@ def _to_json(meta: dict[str, Any]) -> str:
             return value.tolist()
         if isinstance(value, os.PathLike):
             return os.fspath(value)
-        raise TypeError(f"save: cannot store {type(value).__name__} in a checkpoint's JSON: {value!r}")
+        raise TypeError(
+            f"save: cannot store {type(value).__name__} in a checkpoint's JSON. Received: {value!r}"
+        )
 
     return json.dumps(meta, indent=2, default=default, allow_nan=True) + "\n"
 
@@ -286,12 +405,12 @@ def _split_optimizer_state(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[
 
 def _read_meta(files: CheckpointFiles) -> dict[str, Any]:
     if not files.meta.is_file():
-        raise FileNotFoundError(f"load: checkpoint file {files.meta} not found")
+        raise FileNotFoundError(f"load: checkpoint file not found. Received: path={str(files.meta)!r}")
     try:
         meta = json.loads(files.meta.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(
-            f"load: {files.meta} is not valid JSON ({error}); the checkpoint is corrupt"
+            f"load: {files.meta} is not valid JSON: the checkpoint is corrupt. Received: {error}"
         ) from None
     if (
         not isinstance(meta, dict)
@@ -299,28 +418,31 @@ def _read_meta(files: CheckpointFiles) -> dict[str, Any]:
         or "model" not in meta
         or "weights" not in meta
     ):
-        raise ValueError(f"load: {files.meta} is not a convlens checkpoint (no format/model/weights entries)")
+        raise ValueError(
+            f"load: {files.meta} is not a convlens checkpoint (it needs format, model and weights entries). "
+            f"Received: {_keys(meta)}"
+        )
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(
             f"load: {files.meta} has format_version {meta['format_version']}, newer than this convlens "
-            f"reads ({FORMAT_VERSION}); upgrade convlens"
+            f"reads ({FORMAT_VERSION}); upgrade convlens. Received: format_version={meta['format_version']}"
         )
     return meta
 
 
 def _read_arrays(path: Path, sha256: str | None) -> dict[str, np.ndarray]:
     if not path.is_file():
-        raise FileNotFoundError(f"load: checkpoint file {path} not found")
+        raise FileNotFoundError(f"load: checkpoint file not found. Received: path={str(path)!r}")
     payload = path.read_bytes()
     if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
         raise ValueError(
             f"load: {path} does not match the checksum recorded in its .json: the file is corrupt, "
-            "truncated, or from another save"
+            f"truncated, or from another save. Received: sha256={hashlib.sha256(payload).hexdigest()[:16]}..."
         )
     try:
         return _safetensors().load(payload)
     except Exception as error:  # safetensors raises its own SafetensorError
-        raise ValueError(f"load: {path} is not a valid safetensors file ({error})") from None
+        raise ValueError(f"load: {path} is not a valid safetensors file. Received: {error}") from None
 
 
 def _load_weights(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> None:
@@ -328,7 +450,9 @@ def _load_weights(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> N
     try:
         model.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError) as error:
-        raise ValueError(f"load: the weights in {files.weights} do not fit the model: {error}") from error
+        raise ValueError(
+            f"load: the weights in {files.weights} do not fit the model. Received: {error}"
+        ) from error
 
 
 def _checkpoint(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> Checkpoint:
@@ -351,6 +475,10 @@ def _checkpoint(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> Che
         convlens_version=meta.get("convlens_version", "unknown"),
         files=files,
     )
+
+
+def _keys(meta: Any) -> str:
+    return f"keys {sorted(meta)}" if isinstance(meta, dict) else f"a JSON {type(meta).__name__}"
 
 
 def _describe(config: Any, limit: int = 160) -> str:

@@ -1,4 +1,4 @@
-"""Convolution and cross-correlation of N-d NumPy arrays (LECTURE.md section 2).
+"""Convolution and cross-correlation of N-d NumPy arrays: the lecture's starting point.
 
 The lecture writes convolution as ``y[n] = sum_k x[k] * h[n - k]``: the kernel is
 *flipped* before it slides over the signal. That is **true convolution**
@@ -47,6 +47,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .functional._args import output_size as _output_size
+from .functional._windows import effective_kernel
 
 __all__ = ["convolve", "correlate", "output_size"]
 
@@ -96,7 +97,7 @@ def convolve(x: np.ndarray, h: np.ndarray, mode: str = "full") -> np.ndarray:
 
 
 def output_size(n: int, kernel: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> int:
-    """Length of a convolution output along one axis (LECTURE.md section 3).
+    """Length of a convolution output along one axis.
 
     ``out = floor((n + 2*padding - dilation*(kernel - 1) - 1) / stride) + 1``, which is
     the lecture's ``floor((n + 2p - k) / s) + 1`` when ``dilation = 1``.
@@ -115,11 +116,12 @@ def output_size(n: int, kernel: int, padding: int = 0, stride: int = 1, dilation
             raise TypeError(f"output_size: {name} must be an int. Received: {name}={value!r}")
         if value < minimum:
             raise ValueError(f"output_size: {name} must be >= {minimum}. Received: {name}={value}")
-    span = dilation * (kernel - 1) + 1
+    span = effective_kernel(int(kernel), int(dilation))
     if span > n + 2 * padding:
         raise ValueError(
             f"output_size: the kernel (dilated size {span}) is larger than the padded "
-            f"input ({n} + 2*{padding} = {n + 2 * padding})"
+            f"input ({n} + 2*{padding} = {n + 2 * padding}). "
+            f"Received: n={n}, kernel={kernel}, padding={padding}, dilation={dilation}"
         )
     return _output_size(int(n), int(kernel), int(padding), int(stride), int(dilation))
 
@@ -133,11 +135,12 @@ def _check_inputs(x: np.ndarray, h: np.ndarray, mode: str, op: str) -> tuple[np.
         raise ValueError(f"{op}: mode must be one of {_MODES}. Received: mode={mode!r}")
     if x.ndim != h.ndim:
         raise ValueError(
-            f"{op}: x and h must have the same number of dimensions, got shapes {x.shape} and {h.shape}"
+            f"{op}: x and h must have the same number of dimensions. "
+            f"Received: x.shape={x.shape}, h.shape={h.shape}"
         )
     for name, a in (("x", x), ("h", h)):
         if a.dtype.kind not in "biufc":
-            raise TypeError(f"{op}: {name} must be a numeric array. Received dtype {a.dtype}")
+            raise TypeError(f"{op}: {name} must be a numeric array. Received: {name}.dtype={a.dtype}")
     dtype = np.result_type(x, h)
     if mode == "valid":
         _needs_swap(x.shape, h.shape, op)
@@ -151,7 +154,7 @@ def _needs_swap(x_shape: Sequence[int], h_shape: Sequence[int], op: str = "corre
     if not (x_covers or h_covers):
         raise ValueError(
             f"{op}: in 'valid' mode one input must be at least as large as the other "
-            f"in every dimension, got shapes {tuple(x_shape)} and {tuple(h_shape)}"
+            f"in every dimension. Received: x.shape={tuple(x_shape)}, h.shape={tuple(h_shape)}"
         )
     return not x_covers
 

@@ -41,9 +41,9 @@ class SummaryRow:
     trainable_params: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Summary:
-    """Rows plus totals; ``str()`` is the printable table."""
+    """Rows plus totals; ``str()`` and ``repr()`` are the printable table (so a REPL shows it)."""
 
     model_name: str
     input_shape: tuple[int, ...]
@@ -98,6 +98,8 @@ class Summary:
         ]
         return "\n".join(out)
 
+    __repr__ = __str__
+
 
 def _parse_shape(input_shape: Any) -> tuple[int, ...]:
     try:
@@ -107,10 +109,13 @@ def _parse_shape(input_shape: Any) -> tuple[int, ...]:
             shape = tuple(int(n) for n in input_shape)
     except (TypeError, ValueError):
         raise ValueError(
-            f"summary: input_shape must be like (1, 28, 28) or '1x28x28'. Received: {input_shape!r}"
+            "summary: input_shape must be like (1, 28, 28) or '1x28x28'. "
+            f"Received: input_shape={input_shape!r}"
         ) from None
     if not shape or any(n < 1 for n in shape):
-        raise ValueError(f"summary: input_shape must be positive sizes. Received: {input_shape!r}")
+        raise ValueError(
+            f"summary: input_shape must be positive sizes. Received: input_shape={input_shape!r}"
+        )
     return shape
 
 
@@ -133,8 +138,8 @@ def _leaf_rows(module: Module, name: str, shape: tuple[int, ...], rows: list[Sum
         return _traced_rows(module, name, shape, rows)
     except ValueError as error:
         raise ValueError(
-            f"summary: layer {name or '(model)'!r} ({type(module).__name__}) cannot take "
-            f"an input of shape {shape}: {error}"
+            f"summary: layer {name or '(model)'!r} ({type(module).__name__}) cannot take its input "
+            f"({error}). Received: input of shape {shape}"
         ) from None
     rows.append(SummaryRow(name or type(module).__name__, type(module).__name__, out, *_counts(module)))
     return out
@@ -164,7 +169,8 @@ def _traced_rows(
             out = module(x)
     except (ValueError, TypeError) as error:
         raise ValueError(
-            f"summary: {type(module).__name__} {name!r} failed on an input of shape {shape}: {error}"
+            f"summary: {type(module).__name__} {name!r} failed on its input ({error}). "
+            f"Received: input of shape {shape}"
         ) from None
     finally:
         module.train(was_training)

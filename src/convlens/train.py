@@ -33,6 +33,10 @@ run resumed from a checkpoint, even one written in the middle of an epoch
 (the batches already done are skipped), continues exactly as the uninterrupted
 run would have.
 
+Checkpoints are written and read by :func:`convlens.io.save_checkpoint` and
+:func:`convlens.io.load_checkpoint` (also importable from here); the per-epoch
+records are :class:`convlens.history.History`.
+
 Cost per step: one forward, one backward, ``optimizer.zero_grad()`` and
 ``optimizer.step()``, and O(1) bookkeeping (a ``loss.item()`` for the NaN check,
 an argmax for the accuracy); the batch array is wrapped, not copied.
@@ -40,18 +44,18 @@ an argmax for the accuracy); the batch array is wrapped, not copied.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .history import EpochRecord, History
+from .io import load_checkpoint, save_checkpoint
 from .tensor import Tensor, no_grad
 
 __all__ = [
@@ -75,72 +79,6 @@ class TrainingDivergedError(RuntimeError):
 
 
 TrainingDiverged = TrainingDivergedError  # the short name
-
-
-# ----------------------------------------------------------------------------- history
-@dataclass
-class EpochRecord:
-    """What one epoch did. ``val_*`` are ``None`` without a validation loader."""
-
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float | None
-    val_acc: float | None
-    seconds: float
-    images_per_sec: float
-    lr: float | None = None
-
-
-@dataclass
-class History:
-    """Per-epoch records of a :func:`fit` run; ``to_dict()`` is JSON-able."""
-
-    epochs: list[EpochRecord] = field(default_factory=list)
-    interrupted: bool = False
-
-    def _column(self, name: str) -> list[Any]:
-        return [getattr(record, name) for record in self.epochs]
-
-    @property
-    def train_loss(self) -> list[float]:
-        return self._column("train_loss")
-
-    @property
-    def train_acc(self) -> list[float]:
-        return self._column("train_acc")
-
-    @property
-    def val_loss(self) -> list[float | None]:
-        return self._column("val_loss")
-
-    @property
-    def val_acc(self) -> list[float | None]:
-        return self._column("val_acc")
-
-    @property
-    def seconds(self) -> list[float]:
-        return self._column("seconds")
-
-    @property
-    def images_per_sec(self) -> list[float]:
-        return self._column("images_per_sec")
-
-    def __len__(self) -> int:
-        return len(self.epochs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epochs": [asdict(record) for record in self.epochs], "interrupted": self.interrupted}
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> History:
-        return cls(
-            [EpochRecord(**record) for record in state.get("epochs", [])],
-            bool(state.get("interrupted", False)),
-        )
-
-    def save(self, path: str | os.PathLike) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
 
 # ---------------------------------------------------------------------------- callbacks
@@ -180,84 +118,6 @@ class FitState:
             "seen": self.seen,
             "seconds": self.seconds,
         }
-
-
-# --------------------------------------------------------------------------- checkpoint
-CHECKPOINT_KIND = "convlens-train-checkpoint"
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    model: Any,
-    optimizer: Any = None,
-    scheduler: Any = None,
-    *,
-    epoch: int = 0,
-    step: int = 0,
-    history: History | None = None,
-    config: dict[str, Any] | None = None,
-    partial: dict[str, Any] | None = None,
-) -> Path:
-    """Write weights, architecture, optimizer/scheduler state and the epoch counter (``cl.save``).
-
-    ``epoch``/``step`` say where training stands: ``step`` batches of epoch
-    ``epoch`` (0-based) are done; ``step == 0`` means the epoch has not started.
-    ``config`` (e.g. the command-line settings) is stored as the checkpoint's config.
-    """
-    from .io import save
-
-    extra = {
-        "kind": CHECKPOINT_KIND,
-        "epoch": int(epoch),
-        "step": int(step),
-        "history": (history or History()).to_dict(),
-        "partial": partial or {},
-    }
-    if scheduler is not None and hasattr(scheduler, "state_dict"):
-        extra["scheduler"] = scheduler.state_dict()
-    path = Path(path)
-    save(model, path, config=_jsonable(config or {}), optimizer=optimizer, extra=_jsonable(extra))
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any = None) -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (or ``cl.save``).
-
-    Returns a dict with ``model`` (the rebuilt model, or ``model`` with the weights
-    loaded into it), ``optimizer_state`` (or ``None``), ``epoch``, ``step``,
-    ``history`` (a :class:`History`), ``config``, ``scheduler_state`` and ``partial``.
-    When ``optimizer`` is given its state is restored too.
-    """
-    from .io import load, load_into
-
-    if model is not None:
-        checkpoint = load_into(model, path, optimizer=optimizer)
-        checkpoint.model = model
-    else:
-        checkpoint = load(path, with_optimizer=True)
-        if optimizer is not None and checkpoint.optimizer_state is not None:
-            optimizer.load_state_dict(checkpoint.optimizer_state)
-    extra = dict(checkpoint.extra or {})
-    return {
-        "model": checkpoint.model,
-        "optimizer_state": checkpoint.optimizer_state,
-        "epoch": int(extra.get("epoch", 0)),
-        "step": int(extra.get("step", 0)),
-        "history": History.from_dict(extra.get("history") or {}),
-        "config": dict(checkpoint.config or {}),
-        "scheduler_state": extra.get("scheduler"),
-        "partial": extra.get("partial") or {},
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -15,10 +15,10 @@ output is a score per class whose argmax is the prediction.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from .. import nn
+from ..nn.module import factory_names, model_factory, register_factory
 from .lecture import lecture_cnn, lecture_mlp, lenet5_modern
 from .lenet import C3_CONNECTIONS, DIGIT_BITMAPS, EuclideanRBF, LeNet5Classic, PartialConv2d, Subsampling2d
 
@@ -56,17 +56,16 @@ def _lenet5_classic(num_classes: int = 10) -> nn.Module:
     return lenet5("classic", num_classes)
 
 
-_FACTORIES: dict[str, Callable[..., nn.Module]] = {
-    "lenet5": lenet5,
-    "lenet5_classic": _lenet5_classic,
-    "lecture_cnn": lecture_cnn,
-    "lecture_mlp": lecture_mlp,
-}
+# Registered with nn, so a checkpoint naming a factory is rebuilt without nn importing this package.
+register_factory("lenet5", lenet5)
+register_factory("lenet5_classic", _lenet5_classic)
+register_factory("lecture_cnn", lecture_cnn)
+register_factory("lecture_mlp", lecture_mlp)
 
 
 def available() -> list[str]:
     """Names ``get`` accepts (``-`` and ``_`` are interchangeable)."""
-    return sorted(_FACTORIES)
+    return factory_names()
 
 
 def get(name: str, **kwargs: Any) -> nn.Module:
@@ -75,7 +74,10 @@ def get(name: str, **kwargs: Any) -> nn.Module:
     >>> get("lenet5-classic").input_shape
     (1, 32, 32)
     """
-    key = name.lower().replace("-", "_")
-    if key not in _FACTORIES:
-        raise ValueError(f"models.get: unknown model {name!r}; available: {', '.join(available())}")
-    return _FACTORIES[key](**kwargs)
+    try:
+        factory = model_factory(name)
+    except ValueError:
+        raise ValueError(
+            f"models.get: unknown model; available: {', '.join(available())}. Received: name={name!r}"
+        ) from None
+    return factory(**kwargs)

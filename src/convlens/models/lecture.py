@@ -1,4 +1,5 @@
-"""The two networks of LECTURE.md section 6 and the modern LeNet-5 (section 7)."""
+"""The lecture's two networks for a 100x100 image (a CNN and a fully connected one), and
+the modern LeNet-5."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def lenet5_modern(num_classes: int = 10) -> nn.Sequential:
 
 
 def lecture_cnn(num_classes: int = 10) -> nn.Sequential:
-    """The lecture's CNN (section 6) for a 1x100x100 image: three blocks of
+    """The lecture's CNN for a 1x100x100 image: three blocks of
     conv 5x5 'same' (100 planes) + ReLU + max-pool 2 (100 -> 50 -> 25 -> 12),
     then a fully connected layer 12*12*100 -> 10.
 
@@ -63,7 +64,7 @@ def lecture_cnn(num_classes: int = 10) -> nn.Sequential:
 
 
 def lecture_mlp(num_classes: int = 10) -> nn.Sequential:
-    """The lecture's fully connected network (section 6) for a 1x100x100 image:
+    """The lecture's fully connected network for a 1x100x100 image:
     10000 -> 100 -> 100 -> 100 -> 10 with ReLU.
 
     Parameters: 10000*100 + 100*100 + 100*100 + 100*10 = 1,021,000 weights,

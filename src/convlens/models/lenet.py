@@ -139,7 +139,7 @@ class PartialConv2d(nn.Module):
         if len(connections) != out_channels or any(not 0 <= i < in_channels for r in connections for i in r):
             raise ValueError(
                 f"PartialConv2d: connections must list, for each of the {out_channels} output "
-                f"maps, input maps in [0, {in_channels}). Received: {connections!r}"
+                f"maps, input maps in [0, {in_channels}). Received: connections={connections!r}"
             )
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.connections = connections
@@ -206,7 +206,8 @@ class EuclideanRBF(nn.Module):
     def output_shape(self, input_shape: Shape) -> Shape:
         if tuple(input_shape) != (self.in_features,):
             raise ValueError(
-                f"EuclideanRBF: expects input of shape ({self.in_features},), got {tuple(input_shape)}"
+                f"EuclideanRBF: input must be of shape ({self.in_features},). "
+                f"Received: input_shape={tuple(input_shape)}"
             )
         return (self.out_features,)
 

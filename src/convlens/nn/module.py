@@ -12,6 +12,12 @@ Two additions over PyTorch:
 * ``get_config()`` / ``from_config(cfg)`` describe and rebuild the architecture
   as JSON (checkpoints store it next to the weights). Constructor arguments are
   recorded automatically when a ``Module`` subclass is instantiated.
+
+Two registries make ``from_config`` work without importing the code that defined a
+module: every ``Module`` subclass registers its class by name when it is defined, and
+a model factory (a function building a whole model, such as ``convlens.models.lenet5``)
+registers itself with :func:`register_factory`. ``convlens.models`` fills the second at
+import, so this package never imports the models.
 """
 
 from __future__ import annotations
@@ -26,12 +32,43 @@ import numpy as np
 
 from ..tensor import Tensor
 
-__all__ = ["Module", "Parameter", "from_config"]
+__all__ = ["Module", "Parameter", "factory_names", "from_config", "model_factory", "register_factory"]
 
 Shape = tuple[int, ...]
 
 # Every Module subclass by class name: ``from_config`` rebuilds from it.
 _REGISTRY: dict[str, type[Module]] = {}
+# Model factories by name, filled by ``register_factory`` (``convlens.models`` registers its own).
+_FACTORIES: dict[str, Callable[..., Module]] = {}
+
+
+def _factory_key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def register_factory(name: str, factory: Callable[..., Module]) -> Callable[..., Module]:
+    """Make ``factory(**kwargs) -> Module`` rebuildable by name: ``from_config`` and
+    ``convlens.models.get`` find it. A model it builds records ``(name, kwargs)`` in its
+    ``_factory`` attribute so ``get_config`` describes it by them. Returns ``factory``.
+    """
+    _FACTORIES[_factory_key(name)] = factory
+    return factory
+
+
+def factory_names() -> list[str]:
+    """The registered model factory names, sorted (``-`` and ``_`` are interchangeable)."""
+    return sorted(_FACTORIES)
+
+
+def model_factory(name: str) -> Callable[..., Module]:
+    """The factory registered as ``name`` (``-`` and ``_`` alike)."""
+    key = _factory_key(name)
+    if key not in _FACTORIES:
+        raise ValueError(
+            f"model_factory: unknown model {name!r}; available: {', '.join(factory_names())}. "
+            f"Received: name={name!r}"
+        )
+    return _FACTORIES[key]
 
 
 class Parameter(Tensor):
@@ -91,7 +128,8 @@ class Module:
     def __setattr__(self, name: str, value: Any) -> None:
         if "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"{type(self).__name__}: call super().__init__() before assigning attributes"
+                f"{type(self).__name__}: call super().__init__() before assigning attributes. "
+                f"Received: {name}={type(value).__name__}"
             )
         for registry in (self._parameters, self._buffers, self._modules):
             if name in registry and not _belongs(registry, self, name, value):
@@ -379,7 +417,7 @@ def _jsonable(value: Any, owner: str) -> Any:
     if isinstance(value, Module):
         return {"module": value.get_config()}
     raise TypeError(
-        f"get_config: {owner} was built with an argument that cannot be stored as JSON: {value!r}"
+        f"get_config: {owner} was built with an argument that cannot be stored as JSON. Received: {value!r}"
     )
 
 
@@ -400,17 +438,12 @@ def from_config(config: Mapping[str, Any]) -> Module:
     Conv2d(1, 6, kernel_size=(5, 5), padding=(2, 2))
     """
     if "factory" in config:
-        from .. import models
-
-        return models.get(config["factory"], **config.get("kwargs", {}))
+        return model_factory(config["factory"])(**config.get("kwargs", {}))
     name = config.get("class")
-    if name == "Sequential" and "modules" in config:
-        from .container import Sequential
-
-        return Sequential(OrderedDict((key, from_config(cfg)) for key, cfg in config["modules"]))
     if name not in _REGISTRY:
-        from .. import models  # noqa: F401  (registers the models' own layer classes)
-    if name not in _REGISTRY:
-        raise ValueError(f"from_config: unknown module class {name!r}")
+        raise ValueError(f"from_config: unknown module class. Received: class={name!r}")
+    if "modules" in config:  # a container: its children, in order, by name
+        children = OrderedDict((key, from_config(child)) for key, child in config["modules"])
+        return _REGISTRY[name](children)
     args = {k: _from_jsonable(v) for k, v in config.get("args", {}).items()}
     return _REGISTRY[name](**args)
