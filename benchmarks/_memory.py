@@ -92,9 +92,9 @@ def _retained_mib(framework: str) -> float:
     """Memory convlens' convolution keeps between calls for reuse (0 for PyTorch's CPU allocator)."""
     if framework != "convlens":
         return 0.0
-    from convlens.functional import conv
+    from convlens.engines._buffers import REUSABLE
 
-    cache = getattr(conv, "_REUSABLE", {})
+    cache = REUSABLE
     return sum(b.nbytes for buffers in cache.values() for b in buffers) / 2**20
 
 

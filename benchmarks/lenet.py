@@ -1,7 +1,8 @@
 """LeNet-5 (modern) on full Fashion-MNIST: training time per epoch, inference.
 
-Same model in both frameworks: ``cl.models.lenet5()`` and its PyTorch twin below,
-with convlens' initial weights copied into PyTorch key by key (``state_dict``). Same
+Same model in both frameworks: ``cl.models.lenet5()`` (fused with ``cl.nn.fuse``) and
+its PyTorch twin below, with convlens' initial weights copied into PyTorch key by key
+(``state_dict``). Same
 batches: one ``cl.data.DataLoader(train, 64, shuffle=True, seed=0)`` order per epoch,
 the identical float32 arrays handed to both (``torch.from_numpy``, no copy). Each
 framework runs its own optimizer (``optim.SGD``/``torch.optim.SGD`` ...). A training
@@ -44,10 +45,12 @@ def load_data() -> dict[str, Any]:
 
 
 def convlens_model(seed: int = SEED) -> Any:
+    """``cl.models.lenet5()``, fused (``cl.nn.fuse``: its two Conv2d -> ReLU -> MaxPool2d
+    blocks run as one op each, as ``fit(..., fuse=True)`` does; same keys, same values)."""
     import convlens as cl
 
     cl.nn.init.manual_seed(seed)
-    return cl.models.lenet5()
+    return cl.nn.fuse(cl.models.lenet5())
 
 
 def torch_model() -> Any:
@@ -224,10 +227,9 @@ def evaluate(framework: str, model: Any, x: np.ndarray, y: np.ndarray, batch: in
     return correct / len(x)
 
 
-# This VM's speed drifts by up to 2x over tens of seconds (a plain Python loop
-# measured 13 ms and 25 ms for the same work minutes apart), so a whole epoch of
-# one framework against a whole epoch of the other compares two different
-# machines: two full runs gave 1.14x and 1.36x for the same code. Every epoch is
+# A shared machine's speed drifts by up to 2x over tens of seconds (see
+# docs/benchmarks.md), so a whole epoch of one framework against a whole epoch of
+# the other compares two different machines. Every epoch is
 # therefore run in alternating slices of ``SLICE_STEPS`` steps, the framework
 # that starts alternating too, so both see the same drift; an epoch's time is
 # the sum of its slices (warm-up steps and sleeps in between are not timed).

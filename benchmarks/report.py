@@ -140,7 +140,7 @@ METHOD = """\
   gradients of input, weight and bias (conv) or input (pool) from the same random
   upstream gradient, gradients reset to `None` each call. *rel err* is the largest
   `max|a - b| / max(1, max|b|)` over output and gradients, convlens against PyTorch.
-- **LeNet-5.** `cl.models.lenet5()` (modern: 61,706 parameters) and a PyTorch twin,
+- **LeNet-5.** `cl.nn.fuse(cl.models.lenet5())` (modern: 61,706 parameters) and a PyTorch twin,
   convlens' initial weights copied key by key; batches from one
   `cl.data.DataLoader(train, 64, shuffle=True, seed=0)` order per epoch, the same
   float32 arrays for both; each framework's own SGD/Adam; a step is zero_grad,

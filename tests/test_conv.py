@@ -2,7 +2,10 @@
 
 Every test draws many seeded random configurations (dimension, batch, channels,
 groups incl. depthwise, kernel, stride, padding int/tuple/"valid"/"same",
-padding_mode, dilation, bias) and checks the forward and every gradient.
+padding_mode, dilation, bias) and checks the forward and every gradient, on the
+engines the backend chooses. ``tests/test_engines.py`` runs this whole file again
+under ``CONVLENS_BACKEND=reference``, where every test also checks that only
+reference engines ran.
 """
 
 from __future__ import annotations
@@ -34,6 +37,14 @@ def record(name: str, error: float) -> float:
     WORST[name] = max(WORST.get(name, 0.0), error)
     COUNT[name] = COUNT.get(name, 0) + 1
     return error
+
+
+@pytest.fixture(autouse=True)
+def only_reference_engines_on_the_reference_backend():
+    with cl.backend.record() as ran:
+        yield
+    if cl.backend.get_backend() == "reference":
+        assert all(name == "reference" for _, name in ran), sorted(set(ran))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -360,7 +371,8 @@ def test_conv_accepts_arrays_and_lists():
 
 
 def test_lecture_examples():
-    """LECTURE.md section 2 (A and B) and section 3 (n=5, k=3, p=1, s=2 -> 3)."""
+    """The lecture's worked examples: a 3x3 image against a 3x3 kernel as cross-correlation (13)
+    and as true convolution (32), and the output size for n=5, k=3, p=1, s=2 (3)."""
     image = np.array([[1, 1, 2], [2, 2, 1], [1, 5, 0]], dtype=np.float64)
     kernel = np.array([[2, 3, 0], [0, 1, 3], [3, 0, 3]], dtype=np.float64)
     assert F.conv2d(image[None, None], kernel[None, None]).item() == 13.0
@@ -483,14 +495,14 @@ BAD_CONV = [
         (np.ones((1, 3, 5, 5)), np.ones((4, 2, 3, 3))),
         {},
         ValueError,
-        r"conv2d: input has 3 channels but weight expects 2 \(groups=1\)",
+        r"conv2d: the input has 3 channels but the weight expects 2\. Received: input channels=3, groups=1",
     ),
     (
         F.conv2d,
         (np.ones((1, 3, 5, 5)), np.ones((3, 3))),
         {},
         ValueError,
-        r"conv2d: weight must be 4-D \(C_out, C_in/groups, kH, kW\)\. Received: shape \(3, 3\)",
+        r"conv2d: weight must be 4-D \(C_out, C_in/groups, kH, kW\)\. Received: weight.shape=\(3, 3\)",
     ),
     (
         F.conv1d,
@@ -511,7 +523,7 @@ BAD_CONV = [
         (np.ones((5, 5)), np.ones((1, 1, 3, 3))),
         {},
         ValueError,
-        r"conv2d: input must be 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\. Received: shape \(5, 5\)",
+        r"conv2d: input must be 3-D \(C, H, W\) or 4-D \(N, C, H, W\)\. Received: input.shape=\(5, 5\)",
     ),
     (
         F.conv2d,
@@ -532,14 +544,14 @@ BAD_CONV = [
         (np.ones((1, 4, 5, 5)), np.ones((3, 2, 3, 3))),
         {"groups": 2},
         ValueError,
-        r"conv2d: out_channels \(weight.shape\[0\]=3\) must be divisible by groups=2",
+        r"conv2d: out_channels must be divisible by groups\. Received: out_channels=3, groups=2",
     ),
     (
         F.conv2d,
         (np.ones((1, 3, 5, 5)), np.ones((4, 1, 3, 3))),
         {"groups": 2},
         ValueError,
-        r"conv2d: input has 3 channels but weight expects 2 \(groups=2\)",
+        r"conv2d: the input has 3 channels but the weight expects 2\. Received: input channels=3, groups=2",
     ),
     (
         F.conv2d,
@@ -609,14 +621,15 @@ BAD_CONV = [
         (np.ones((1, 1, 5, 5), dtype=np.int64), np.ones((1, 1, 3, 3))),
         {},
         TypeError,
-        r"conv2d: input must be a floating-point tensor\. Received: dtype int64",
+        r"conv2d: input must be a floating-point tensor\. Received: input.dtype=int64",
     ),
     (
         F.conv2d,
         (np.ones((1, 1, 5, 5), dtype=f32), np.ones((1, 1, 3, 3), dtype=f64)),
         {},
         TypeError,
-        r"conv2d: input and weight must have the same dtype\. Received: input float32, weight float64",
+        r"conv2d: input and weight must have the same dtype\. "
+        r"Received: input.dtype=float32, weight.dtype=float64",
     ),
     (
         F.conv2d,
@@ -630,21 +643,21 @@ BAD_CONV = [
         (np.ones((1, 1, 5, 5)), np.ones((4, 1, 3, 3)), np.ones(3)),
         {},
         ValueError,
-        r"conv2d: bias must have shape \(4,\) \(one per output channel\)\. Received: shape \(3,\)",
+        r"conv2d: bias must have shape \(4,\), one per output channel\. Received: bias.shape=\(3,\)",
     ),
     (
         F.conv_transpose2d,
         (np.ones((1, 3, 4, 4)), np.ones((2, 2, 3, 3))),
         {},
         ValueError,
-        r"conv_transpose2d: input has 3 channels but weight expects 2",
+        r"conv_transpose2d: the input has 3 channels but the weight expects 2",
     ),
     (
         F.conv_transpose2d,
         (np.ones((1, 3, 4, 4)), np.ones((3, 2, 3, 3))),
         {"groups": 2},
         ValueError,
-        r"conv_transpose2d: in_channels \(weight.shape\[0\]=3\) must be divisible by groups=2",
+        r"conv_transpose2d: in_channels must be divisible by groups\. Received: in_channels=3, groups=2",
     ),
     (
         F.conv_transpose2d,
@@ -669,7 +682,7 @@ BAD_CONV = [
         (np.ones((1, 2, 3)), np.ones((2, 2, 3))),
         {"padding": 3},
         ValueError,
-        r"conv_transpose1d: output size .* = \(-1,\) is too small",
+        r"conv_transpose1d: the output size .* = \(-1,\) is too small",
     ),
     (
         F.conv_transpose2d,

@@ -1,12 +1,14 @@
-"""The convolution engine's fast paths against each other and against the oracles.
+"""Every fast convolution engine, forced in turn, against the reference engine and the oracles.
 
-Every random configuration runs through each backend (pure NumPy and, when installed,
-numba) and each path: the im2col layouts (tap-major, channel-minor and batch-inner, the
-last also built one output row at a time) and numba's direct convolution (2-D, stride 1),
-forced by moving the channel, row-length and chunk thresholds, with inputs and upstream
-gradients in both memory orders (NCHW and channels-last). The forward is checked against
-the loop oracle (``reference_conv.conv_reference``), every gradient against PyTorch in
-float64, and the backends against each other.
+Every seeded random configuration runs through each engine of the ``"conv"`` family
+(``cl.backend.force``), on the NumPy and the numba backend (which decides whether the
+column engines' input gradients use numba's col2im), with inputs and upstream gradients
+in both memory orders (NCHW and channels-last); batch-inner also with its columns built
+one output row at a time (``TUNING.override(chunk_bytes=1)``). ``cl.backend.record``
+checks that the forced engine is the one that ran; where an engine does not apply
+(``why_not``), forcing it must raise a clear ValueError instead. Results are compared
+with the reference engine (float64 to 1e-12 relative, float32 to round-off), with
+PyTorch, and the forward with the loop oracle ``reference_conv.conv_reference``.
 """
 
 from __future__ import annotations
@@ -23,24 +25,19 @@ from reference_conv import conv_reference
 
 import convlens as cl
 from convlens import functional as F
-from convlens.functional import conv as conv_module
+from convlens.engines import fft
+from convlens.engines._buffers import reusable
+from convlens.engines.tuning import TUNING
+from convlens.functional.conv import conv_geometry
 
-BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
-# path -> (_TAP_MAJOR_BELOW, _BATCH_INNER_BELOW, _DIRECT_MAX_CHANNELS, _CHUNK_BYTES); "direct"
-# runs only with numba and where it applies (2-D, groups 1, stride 1), else falls back to
-# tap-major; "batch-inner-rows" builds batch-inner columns one output row at a time (the
-# backward rebuilds them), as large layers do
-LAYOUTS = {
-    "tap-major": (10**9, 0, 0, 2**20),
-    "channel-minor": (0, 0, 0, 2**20),
-    "batch-inner": (10**9, 10**9, 0, 2**20),
-    "batch-inner-rows": (10**9, 10**9, 0, 1),
-    "direct": (10**9, 0, 10**9, 2**20),
-}
+NUMBA = cl.backend.numba_available()
+BACKENDS = ["numpy", "numba"] if NUMBA else ["numpy"]
+ENGINES = [e for e in cl.backend.engines("conv") if not e.reference]
 OURS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 TORCH = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 MODES = ("zeros", "reflect", "replicate", "circular")
 WORST: dict[str, float] = {}
+RAN: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,18 +52,29 @@ def record(name: str, error: float) -> float:
     return error
 
 
+def test_the_engines_in_order_of_preference():
+    assert [e.name for e in cl.backend.engines("conv")] == [
+        "fft",
+        "direct",
+        "batch-inner",
+        "tap-major",
+        "channel-minor",
+        "reference",
+    ]
+
+
 def channels_last(a: np.ndarray) -> np.ndarray:
     """Same values and shape, channels-last memory (``(N, *S, C)`` behind an ``(N, C, *S)`` view)."""
     return np.moveaxis(np.ascontiguousarray(np.moveaxis(a, 1, -1)), -1, 1)
 
 
-def random_case(rng: np.random.Generator, d: int) -> dict:
+def random_case(rng: np.random.Generator, d: int, stride_one: bool = False) -> dict:
     groups = int(rng.choice([1, 1, 1, 2]))
-    c_in = groups * int(rng.integers(1, 20 // groups + 1))  # both sides of the layout threshold
+    c_in = groups * int(rng.integers(1, 20 // groups + 1))  # both sides of the tap-major threshold
     c_out = groups * int(rng.integers(1, 5))
     kernel = tuple(int(k) for k in rng.integers(1, 4, size=d))
     dilation = tuple(int(v) for v in rng.integers(1, 3, size=d))
-    stride = tuple(int(v) for v in rng.integers(1, 3, size=d))
+    stride = (1,) * d if stride_one else tuple(int(v) for v in rng.integers(1, 3, size=d))
     padding = tuple(int(v) for v in rng.integers(0, 3, size=d))
     mode = str(rng.choice(MODES, p=[0.7, 0.1, 0.1, 0.1]))
     sizes = [
@@ -97,8 +105,7 @@ def cast(case: dict, dtype, memory: str) -> dict:
     convert = channels_last if memory == "channels-last" else np.ascontiguousarray
     as_dtype = {k: None if case[k] is None else case[k].astype(dtype) for k in ("x", "w", "b", "probe")}
     for k in ("x", "probe"):
-        if as_dtype[k].ndim > 2:
-            as_dtype[k] = convert(as_dtype[k])
+        as_dtype[k] = convert(as_dtype[k])
     return {**as_dtype, "kwargs": case["kwargs"]}
 
 
@@ -128,17 +135,37 @@ def run_torch(case: dict) -> dict[str, np.ndarray | None]:
     return {"out": out.detach().numpy(), **grads}
 
 
-def run_paths(case: dict, monkeypatch, needs_input: bool = True) -> dict[tuple[str, str], dict]:
+def why_not(engine, case: dict) -> str | None:
+    d, k = case["w"].ndim - 2, case["kwargs"]
+    args = (k["stride"], k["padding"], k["dilation"], k["groups"], k["padding_mode"])
+    geometry, _ = conv_geometry(f"conv{d}d", d, case["x"], case["w"], case["b"], *args)
+    return engine.why_not(case["x"], case["w"], geometry)
+
+
+def forced(name: str, case: dict, needs_input: bool = True) -> dict:
+    with cl.backend.force(name), cl.backend.record() as ran:
+        result = run_ours(case, needs_input)
+    assert ran == [("conv", name)], ran
+    RAN[name] = RAN.get(name, 0) + 1
+    return result
+
+
+def run_engines(case: dict, needs_input: bool = True) -> dict[str, dict]:
+    """Every applicable engine on every backend; forcing the others must raise."""
     results = {}
-    for layout, (threshold, width, direct, chunk) in LAYOUTS.items():
-        monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", threshold)
-        monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", width)
-        monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", direct)
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", chunk)
-        monkeypatch.setattr(conv_module, "_KEEP_COLUMNS_BYTES", 0 if chunk == 1 else 2**26)
-        for name in BACKENDS:
-            with cl.backend.use(name):
-                results[(name, layout)] = run_ours(case, needs_input)
+    for engine in ENGINES:
+        if engine.needs_numba and not NUMBA:
+            continue
+        if why_not(engine, case) is not None:
+            with pytest.raises(ValueError, match=f"engine '{engine.name}' does not apply here: it needs"):
+                forced(engine.name, case, needs_input)
+            continue
+        for backend in ["numba"] if engine.needs_numba else BACKENDS:
+            with cl.backend.use(backend):
+                results[f"{backend}/{engine.name}"] = forced(engine.name, case, needs_input)
+                if engine.name == "batch-inner":  # one output row at a time, rebuilt in the backward
+                    with TUNING.override(chunk_bytes=1, keep_columns_bytes=0):
+                        results[f"{backend}/batch-inner-rows"] = forced(engine.name, case, needs_input)
     return results
 
 
@@ -151,147 +178,132 @@ def compare(label: str, ours: dict, expected: dict, tolerance: float) -> None:
         assert error < tolerance, f"{label}: {key} error {error:.3g}"
 
 
+def loop_oracle(case: dict) -> np.ndarray:
+    k = case["kwargs"]
+    pads = tuple((p, p) for p in k["padding"])
+    args = (k["stride"], pads, k["dilation"], k["groups"], k["padding_mode"])
+    return conv_reference(case["x"], case["w"], case["b"], *args)
+
+
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_every_path_matches_oracles_float64(d, monkeypatch):
+def test_every_engine_matches_reference_and_oracles_float64(d):
     rng = np.random.default_rng(700 + d)
     for i in range({1: 40, 2: 80, 3: 20}[d]):
-        base = random_case(rng, d)
-        case = cast(base, np.float64, "channels-last" if i % 2 else "contiguous")
-        k = case["kwargs"]
-        pads = tuple((p, p) for p in k["padding"])
-        loops = conv_reference(
-            case["x"], case["w"], case["b"], k["stride"], pads, k["dilation"], k["groups"], k["padding_mode"]
+        case = cast(
+            random_case(rng, d, stride_one=i % 3 == 0), np.float64, "channels-last" if i % 2 else "nchw"
         )
-        expected = run_torch(case)
-        for (name, layout), ours in run_paths(case, monkeypatch).items():
-            assert record(f"conv{d}d forward vs loop oracle", relative_error(ours["out"], loops)) < 1e-12
-            compare(f"conv{d}d {name}/{layout} float64 vs torch", ours, expected, 1e-10)
+        with cl.backend.use("reference"):
+            reference = run_ours(case)
+        loops, expected = loop_oracle(case), run_torch(case)
+        assert record(f"conv{d}d reference vs loop oracle", relative_error(reference["out"], loops)) < 1e-12
+        compare(f"conv{d}d reference float64 vs torch", reference, expected, 1e-10)
+        for label, ours in run_engines(case).items():
+            compare(f"conv{d}d {label} float64 vs reference", ours, reference, 1e-12)
+            compare(f"conv{d}d {label} float64 vs torch", ours, expected, 1e-10)
 
 
 @pytest.mark.parametrize("d", [1, 2])
-def test_every_path_matches_float32(d, monkeypatch):
+def test_every_engine_matches_reference_float32(d):
     rng = np.random.default_rng(800 + d)
     for i in range({1: 20, 2: 60}[d]):
-        base = random_case(rng, d)
-        expected = run_torch(cast(base, np.float64, "contiguous"))
-        case = cast(base, np.float32, "channels-last" if i % 2 else "contiguous")
-        results = run_paths(case, monkeypatch)
-        for (name, layout), ours in results.items():
-            compare(f"conv{d}d {name}/{layout} float32 vs torch float64", ours, expected, 1e-5)
-        reference = results[("numpy", "tap-major")]
-        for ours in results.values():  # the backends and layouts agree with each other
-            compare(f"conv{d}d float32 paths vs each other", ours, reference, 1e-5)
+        base = random_case(rng, d, stride_one=i % 3 == 0)
+        expected = run_torch(cast(base, np.float64, "nchw"))
+        case = cast(base, np.float32, "channels-last" if i % 2 else "nchw")
+        with cl.backend.use("reference"):
+            reference = run_ours(case)
+        compare(f"conv{d}d reference float32 vs torch float64", reference, expected, 1e-5)
+        for label, ours in run_engines(case).items():
+            compare(f"conv{d}d {label} float32 vs torch float64", ours, expected, 1e-5)
+            compare(f"conv{d}d {label} float32 vs reference", ours, reference, 1e-5)
 
 
-@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
-def test_direct_path_matches_oracles(monkeypatch):
-    """numba's direct convolution (2-D, stride 1, 1-3 input channels): dispatched, and equal to
-    the loop oracle, PyTorch and the NumPy im2col path on random dilations, paddings and modes."""
+def test_every_engine_ran():
+    """The random cases above reached every engine (this runs after them, in file order)."""
+    expected = {e.name for e in ENGINES if NUMBA or not e.needs_numba}
+    assert expected <= set(RAN), (expected, RAN)
+
+
+@pytest.mark.skipif(not NUMBA, reason="numba not installed")
+def test_direct_engine_on_few_channels():
+    """numba's direct convolution where the automatic choice takes it (2-D, stride 1, 1-3 input
+    channels): chosen, and equal to the loop oracle, PyTorch and the reference engine."""
     rng = np.random.default_rng(12)
-    called = []
-    original = conv_module._direct_forward
-    monkeypatch.setattr(conv_module, "_direct_forward", lambda *a: called.append(1) or original(*a))
     for i in range(60):
-        base = random_case(rng, 2)
+        base = random_case(rng, 2, stride_one=True)
         c_in = int(rng.integers(1, 4))
-        base["x"] = base["x"][:, :1].repeat(c_in, axis=1) + rng.standard_normal(base["x"][:, :c_in].shape)
+        base["x"] = rng.standard_normal((base["x"].shape[0], c_in, *base["x"].shape[2:]))
         base["w"] = rng.standard_normal((base["w"].shape[0], c_in, *base["w"].shape[2:]))
-        base["kwargs"] = {**base["kwargs"], "stride": (1, 1), "groups": 1}
-        k = base["kwargs"]
-        size = [
-            m + 2 * p - dl * (kk - 1)
-            for m, p, dl, kk in zip(
-                base["x"].shape[2:], k["padding"], k["dilation"], base["w"].shape[2:], strict=True
-            )
-        ]
-        base["probe"] = rng.standard_normal((base["x"].shape[0], base["w"].shape[0], *size))
+        base["kwargs"] = {**base["kwargs"], "groups": 1}
         dtype, tolerance = (np.float64, 1e-10) if i % 2 else (np.float32, 1e-5)
-        case = cast(base, dtype, "channels-last" if i % 4 < 2 else "contiguous")
-        expected = run_torch(cast(base, np.float64, "contiguous"))
-        with cl.backend.use("numba"):
+        case = cast(base, dtype, "channels-last" if i % 4 < 2 else "nchw")
+        expected = run_torch(cast(base, np.float64, "nchw"))
+        with cl.backend.use("numba"), cl.backend.record() as ran:
             ours = run_ours(case)
-        with cl.backend.use("numpy"):
-            columns = run_ours(case)
-        loops = conv_reference(
-            base["x"],
-            base["w"],
-            base["b"],
-            (1, 1),
-            tuple((p, p) for p in k["padding"]),
-            k["dilation"],
-            1,
-            k["padding_mode"],
-        )
+        assert ran == [("conv", "direct")]
+        with cl.backend.use("reference"):
+            reference = run_ours(case)
+        loops = loop_oracle(cast(base, np.float64, "nchw"))
         assert record("direct forward vs loop oracle", relative_error(ours["out"], loops)) < tolerance
         compare(f"direct {np.dtype(dtype).name} vs torch float64", ours, expected, tolerance)
-        compare("direct vs numpy im2col", ours, columns, tolerance)
-    assert len(called) == 60
+        compare("direct vs reference", ours, reference, tolerance)
 
 
-def test_input_gradient_skipped_when_not_required(monkeypatch):
-    """The first layer's data needs no gradient: none is computed or returned."""
+def test_input_gradient_skipped_when_not_required():
+    """The first layer's data needs no gradient: no engine computes or returns one."""
     rng = np.random.default_rng(9)
-    case = cast(random_case(rng, 2), np.float32, "contiguous")
-    called = []
-    original = conv_module._conv_input_gradient
-    monkeypatch.setattr(conv_module, "_conv_input_gradient", lambda *a: called.append(1) or original(*a))
-    for ours in run_paths(case, monkeypatch, needs_input=False).values():
-        assert ours["x"] is None and ours["w"] is not None
-    assert not called
+    for _ in range(5):
+        case = cast(random_case(rng, 2, stride_one=True), np.float32, "nchw")
+        for ours in run_engines(case, needs_input=False).values():
+            assert ours["x"] is None and ours["w"] is not None
 
 
-def test_lenet_layers_both_backends(monkeypatch):
-    """LeNet-5's two convolutions at full batch, float32, every path against torch."""
+def test_lenet_layers_every_engine():
+    """LeNet-5's two convolutions at full batch, float32, every engine against torch."""
     rng = np.random.default_rng(5)
     for shape, c_out, padding in (((64, 1, 28, 28), 6, 2), ((64, 6, 14, 14), 16, 0)):
+        size = shape[2] + 2 * padding - 4
         base = {
             "x": rng.standard_normal(shape),
             "w": rng.standard_normal((c_out, shape[1], 5, 5)) * 0.2,
             "b": rng.standard_normal(c_out),
-            "kwargs": {
-                "stride": (1, 1),
-                "padding": (padding,) * 2,
-                "dilation": (1, 1),
-                "groups": 1,
-                "padding_mode": "zeros",
-            },
+            "probe": rng.standard_normal((shape[0], c_out, size, size)),
+            "kwargs": {"stride": (1, 1), "padding": (padding,) * 2, "dilation": (1, 1), "groups": 1},
         }
-        size = shape[2] + 2 * padding - 4
-        base["probe"] = rng.standard_normal((shape[0], c_out, size, size))
-        expected = run_torch(cast(base, np.float64, "contiguous"))
-        for ours in run_paths(cast(base, np.float32, "channels-last"), monkeypatch).values():
+        base["kwargs"]["padding_mode"] = "zeros"
+        expected = run_torch(cast(base, np.float64, "nchw"))
+        for ours in run_engines(cast(base, np.float32, "channels-last")).values():
             compare("lenet layers float32 vs torch float64", ours, expected, 1e-5)
 
 
-@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
-def test_batch_inner_input_gradient_numba_matches_numpy(monkeypatch):
-    """Batch-inner 2-D input gradient: numba's GEMM + col2im against NumPy's per-tap adds, on
-    random strides, dilations, groups, batch sizes and output-row chunks; numba's path is the
-    one dispatched."""
-    rng = np.random.default_rng(11)
-    called = []
-    original = conv_module._batch_inner_col2im_numba
-    monkeypatch.setattr(conv_module, "_batch_inner_col2im_numba", lambda *a: called.append(1) or original(*a))
-    for i in range(40):
+def test_inference_builds_batch_inner_columns_in_row_chunks():
+    """Without a backward to come (no_grad) batch-inner columns are built a chunk of output rows
+    at a time and dropped; the output equals the whole-columns forward on every backend."""
+    rng = np.random.default_rng(21)
+    for _ in range(20):
+        case = random_case(rng, int(rng.integers(1, 4)))
+        d = case["w"].ndim - 2
+        with cl.backend.force("batch-inner"):
+            whole = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data  # no grad needed
+            for name in BACKENDS:
+                with cl.backend.use(name), cl.no_grad(), TUNING.override(chunk_bytes=1):
+                    rows = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data
+                assert relative_error(rows, whole) < 1e-12
+
+
+def test_channel_minor_input_gradient_in_sample_chunks():
+    """Channel-minor's numba input gradient (2-D, groups 1) by chunks of samples, down to one
+    sample per chunk, against the NumPy backend's per-tap adds."""
+    rng = np.random.default_rng(31)
+    for i in range(30):
         case = random_case(rng, 2)
-        n = int(rng.integers(2, 9))
-        case["x"] = rng.standard_normal((n, *case["x"].shape[1:]))
-        case["probe"] = rng.standard_normal((n, *case["probe"].shape[1:]))
-        monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
-        monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
-        monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
-        # 1 byte: one output row per chunk (columns rebuilt in the backward)
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1 if i % 2 else 2**20)
-        monkeypatch.setattr(conv_module, "_KEEP_COLUMNS_BYTES", 0 if i % 2 else 2**26)
+        case["kwargs"] = {**case["kwargs"], "groups": 1}
+        case["w"] = rng.standard_normal((case["w"].shape[0], case["x"].shape[1], *case["w"].shape[2:]))
         results = {}
-        for name in ("numpy", "numba"):
-            with cl.backend.use(name):
-                results[name] = run_ours(case)
-        error = record(
-            "batch-inner dx numba vs numpy", relative_error(results["numba"]["x"], results["numpy"]["x"])
-        )
-        assert error < 1e-12
-    assert len(called) > 40  # every case, and one call per output row in the chunked ones
+        for name in BACKENDS:
+            with cl.backend.use(name), TUNING.override(chunk_bytes=1 if i % 2 else 2**20):
+                results[name] = forced("channel-minor", case)
+        error = relative_error(results[BACKENDS[-1]]["x"], results["numpy"]["x"])
+        assert record("channel-minor dx numba vs numpy", error) < 1e-12
 
 
 def test_forward_output_is_channels_last():
@@ -299,78 +311,14 @@ def test_forward_output_is_channels_last():
     assert out.shape == (2, 5, 6, 6) and out.data.strides[1] == out.data.itemsize
 
 
-def test_import_does_not_load_numba():
-    code = "import sys, convlens; print('numba' in sys.modules)"
+def test_import_does_not_load_numba_or_the_engines():
+    code = "import sys, convlens; print('numba' in sys.modules, 'convlens.engines' in sys.modules)"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip() == "False"
-
-
-# ---------------------------------------------------------------------------
-# FFT path (large kernels, stride 1): forced on small random cases by lowering
-# the tap threshold, checked against the loop oracle and PyTorch.
-# ---------------------------------------------------------------------------
-def fft_case(rng: np.random.Generator, d: int) -> dict:
-    case = random_case(rng, d)
-    case["kwargs"]["stride"] = (1,) * d
-    sizes, k = case["x"].shape[2:], case["kwargs"]
-    out = [
-        m + 2 * p - dl * (kk - 1)
-        for m, p, dl, kk in zip(sizes, k["padding"], k["dilation"], case["w"].shape[2:], strict=True)
-    ]
-    case["probe"] = rng.standard_normal((case["x"].shape[0], case["w"].shape[0], *out))
-    return case
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_fft_path_matches_oracles(d, threads, monkeypatch):
-    monkeypatch.setattr(conv_module, "_FFT_MIN_TAPS", 0)
-    monkeypatch.setattr(conv_module, "_FFT_THREADS", threads)
-    used = []
-    original = conv_module._fft_forward
-    monkeypatch.setattr(conv_module, "_fft_forward", lambda *a: used.append(1) or original(*a))
-    rng = np.random.default_rng(900 + 10 * d + threads)
-    for i in range({1: 30, 2: 40, 3: 10}[d]):
-        base = fft_case(rng, d)
-        k = base["kwargs"]
-        case64 = cast(base, np.float64, "channels-last" if i % 2 else "contiguous")
-        pads = tuple((p, p) for p in k["padding"])
-        loops = conv_reference(
-            case64["x"],
-            case64["w"],
-            case64["b"],
-            (1,) * d,
-            pads,
-            k["dilation"],
-            k["groups"],
-            k["padding_mode"],
-        )
-        expected = run_torch(case64)
-        ours = run_ours(case64)
-        assert record(f"fft conv{d}d forward vs loop oracle", relative_error(ours["out"], loops)) < 1e-11
-        compare(f"fft conv{d}d float64 vs torch", ours, expected, 1e-10)
-        case32 = cast(base, np.float32, "contiguous" if i % 2 else "channels-last")
-        compare(f"fft conv{d}d float32 vs torch float64", run_ours(case32), expected, 1e-5)
-        no_input = run_ours(case32, needs_input=False)
-        assert no_input["x"] is None and no_input["w"] is not None
-    assert used
-
-
-def test_fft_dispatch():
-    """FFT for stride-1 kernels of at least 49 taps; im2col otherwise (LeNet's 5x5, strided layers)."""
-    x = np.zeros((1, 3, 32, 32), np.float32)
-
-    def uses_fft(kernel, stride=1):
-        w = np.zeros((2, 3, *kernel), np.float32)
-        geometry, _ = conv_module._conv_geometry("conv2d", 2, x, w, None, stride, 0, 1, 1, "zeros")
-        return conv_module._use_fft(w, geometry)
-
-    assert uses_fft((9, 9)) and uses_fft((7, 7))
-    assert not uses_fft((5, 5)) and not uses_fft((3, 3)) and not uses_fft((9, 9), stride=2)
+    assert loaded.stdout.split() == ["False", "False"]
 
 
 def test_fft_large_kernel_layer_against_torch():
-    """Layer (d) of the benchmarks, shrunk: 3->16 channels, 9x9 kernel, padding 4, default dispatch."""
+    """A large-kernel layer, shrunk: 3->16 channels, 9x9 kernel, padding 4: the FFT engine is chosen."""
     rng = np.random.default_rng(11)
     base = {
         "x": rng.standard_normal((3, 3, 40, 36)),
@@ -385,16 +333,29 @@ def test_fft_large_kernel_layer_against_torch():
             "padding_mode": "zeros",
         },
     }
-    expected = run_torch(cast(base, np.float64, "contiguous"))
+    expected = run_torch(cast(base, np.float64, "nchw"))
     for dtype, tolerance in ((np.float64, 1e-10), (np.float32, 1e-5)):
-        ours = run_ours(cast(base, dtype, "contiguous"))
-        assert ours["out"].strides[1] == ours["out"].itemsize  # channels-last, like the im2col path
-        compare(f"fft layer (d) {np.dtype(dtype).name} vs torch float64", ours, expected, tolerance)
+        with cl.backend.record() as ran:
+            ours = run_ours(cast(base, dtype, "nchw"))
+        assert ran == [("conv", "fft")]
+        assert ours["out"].strides[1] == ours["out"].itemsize  # channels-last, like the column engines
+        compare(f"fft layer {np.dtype(dtype).name} vs torch float64", ours, expected, tolerance)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fft_engine_on_one_and_two_threads(threads):
+    rng = np.random.default_rng(900 + threads)
+    for _ in range(20):
+        case = cast(random_case(rng, int(rng.integers(1, 4)), stride_one=True), np.float64, "nchw")
+        with cl.backend.use("reference"):
+            reference = run_ours(case)
+        with TUNING.override(fft_threads=threads):
+            compare(f"fft on {threads} threads vs reference", forced("fft", case), reference, 1e-12)
 
 
 @pytest.mark.parametrize("n", [4, 5, 7, 8, 9, 15, 17, 136, 1000])
 def test_fft_length_is_smooth(n):
-    m = conv_module._fft_length(n)
+    m = fft.fft_length(n)
     rest = m
     for p in (2, 3, 5):
         while rest % p == 0:
@@ -407,64 +368,18 @@ def test_reused_buffers_never_alias_live_results():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 2, 9, 9)).astype(np.float32)
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
-    first = F.conv2d(x, w).data
-    kept = first.copy()
-    view = F.conv2d(x * 2, w).data[:, 1:]  # only a view of the second result survives
-    third = F.conv2d(x * 3, w).data
-    assert not np.shares_memory(first, third) and not np.shares_memory(view, third)
-    np.testing.assert_array_equal(first, kept)
-    np.testing.assert_allclose(third, 3 * kept, rtol=1e-5, atol=1e-5)
-    buffer = conv_module._reusable((5, 7), np.float32)
+    for engine in ENGINES:
+        if engine.needs_numba and not NUMBA:
+            continue
+        with cl.backend.force(engine.name):
+            first = F.conv2d(x, w).data
+            kept = first.copy()
+            view = F.conv2d(x * 2, w).data[:, 1:]  # only a view of the second result survives
+            third = F.conv2d(x * 3, w).data
+        assert not np.shares_memory(first, third) and not np.shares_memory(view, third)
+        np.testing.assert_array_equal(first, kept)
+        np.testing.assert_allclose(third, 3 * kept, rtol=1e-5, atol=1e-5)
+    buffer = reusable((5, 7), np.float32)
     alias = buffer[2:]
     del buffer
-    assert not np.shares_memory(conv_module._reusable((5, 7), np.float32), alias)
-
-
-def test_inference_builds_batch_inner_columns_in_row_chunks(monkeypatch):
-    """Without a backward to come (no_grad) batch-inner columns are built a chunk of output rows
-    at a time and dropped; the output equals the whole-columns forward for every backend."""
-    rng = np.random.default_rng(21)
-    monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 10**9)
-    monkeypatch.setattr(conv_module, "_BATCH_INNER_BELOW", 10**9)
-    monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
-    for _ in range(20):
-        case = random_case(rng, int(rng.integers(1, 4)))
-        d = case["w"].ndim - 2
-        whole = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data  # no grad needed: chunked
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1)  # one output row per chunk
-        for name in BACKENDS:
-            with cl.backend.use(name), cl.no_grad():
-                rows = OURS[d](case["x"], case["w"], case["b"], **case["kwargs"]).data
-            assert relative_error(rows, whole) < 1e-12
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 2**20)
-
-
-@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
-def test_channel_minor_input_gradient_numba_matches_numpy(monkeypatch):
-    """Channel-minor 2-D input gradient: numba's GEMM per chunk of samples + col2im against
-    NumPy's per-tap adds, on random strides, dilations, paddings and chunk sizes."""
-    rng = np.random.default_rng(31)
-    called = []
-    original = conv_module._input_gradient_channel_minor_numba
-    monkeypatch.setattr(
-        conv_module, "_input_gradient_channel_minor_numba", lambda *a: called.append(1) or original(*a)
-    )
-    monkeypatch.setattr(conv_module, "_TAP_MAJOR_BELOW", 0)
-    monkeypatch.setattr(conv_module, "_DIRECT_MAX_CHANNELS", 0)
-    for i in range(30):
-        case = random_case(rng, 2)
-        case["kwargs"] = {**case["kwargs"], "groups": 1}
-        case["w"] = rng.standard_normal((case["w"].shape[0], case["x"].shape[1], *case["w"].shape[2:]))
-        monkeypatch.setattr(conv_module, "_CHUNK_BYTES", 1 if i % 2 else 2**20)  # 1: a chunk per sample
-        results = {}
-        for name in ("numpy", "numba"):
-            with cl.backend.use(name):
-                results[name] = run_ours(case)
-        assert (
-            record(
-                "channel-minor dx numba vs numpy",
-                relative_error(results["numba"]["x"], results["numpy"]["x"]),
-            )
-            < 1e-12
-        )
-    assert len(called) == 30
+    assert not np.shares_memory(reusable((5, 7), np.float32), alias)

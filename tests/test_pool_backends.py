@@ -1,15 +1,17 @@
-"""Tiled 2-D pooling on channels-last arrays under both backends, and the fused ReLU -> max pool.
+"""Tiled 2-D pooling on channels-last arrays under every backend, and the fused ReLU -> max pool.
 
 Convolutions hand pooling NCHW-shaped views of NHWC memory; with the numba backend a
-tiled pool (kernel == stride, no padding) of such an array runs in compiled kernels
-(src/convlens/_kernels_pool.py). Every seeded random case runs through each backend,
-channels-last and standard layouts, float32 and float64, with integer-valued inputs
-half the time (ties: PyTorch's first-maximum rule), against PyTorch (values and input
-gradients) and against each other.
+tiled pool (kernel == stride, no padding) of such an array runs in the ``tiles`` engine
+(compiled kernels), elsewhere in the reference engine. Every seeded random case runs
+through each backend, channels-last and standard layouts, float32 and float64, with
+integer-valued inputs half the time (ties: PyTorch's first-maximum rule), against
+PyTorch (values and input gradients) and against each other; ``cl.backend.record()``
+checks which engine ran.
 """
 
 from __future__ import annotations
 
+import itertools
 import zlib
 
 import numpy as np
@@ -19,9 +21,9 @@ from conftest import relative_error, torch
 import convlens as cl
 from convlens import functional as F
 from convlens import nn
-from convlens.functional import pool as P
+from convlens.engines.tuning import TUNING
 
-BACKENDS = ["numpy", "numba"] if cl.backend.numba_available() else ["numpy"]
+BACKENDS = ["reference", "numpy"] + (["numba"] if cl.backend.numba_available() else [])
 # float32: a window's sum and division round differently in each implementation; 4 ulps
 # (2**-23 each, relative) leaves room for that and for nothing more
 TOL = {np.float64: 1e-13, np.float32: 5e-7}
@@ -55,14 +57,28 @@ def random_case(rng, dtype):
     return x, g, (kh, kw)
 
 
-def ours(kind: str, x: np.ndarray, g: np.ndarray, kernel, relu: bool = False):
+def is_channels_last(x: np.ndarray) -> bool:
+    """NHWC memory that is not also NCHW memory (one channel, or a 1x1 plane, is both)."""
+    return not x.flags.c_contiguous and x.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def expected_engine(backend: str, x: np.ndarray) -> str:
+    """The engine the backend must choose for a tiled 2-D pool of ``x``."""
+    return "tiles" if backend == "numba" and is_channels_last(x) else "reference"
+
+
+def ours(kind: str, x: np.ndarray, g: np.ndarray, kernel, relu: bool = False, backend: str | None = None):
+    """(output, input gradient) from convlens; with ``backend``, also checks which engine ran."""
     t = cl.tensor(x, requires_grad=True)
     t.data = x  # keep the memory layout (cl.tensor copies in C order)
-    if kind == "max":
-        out = P._relu_max_pool2d(t, kernel) if relu else F.max_pool2d(t, kernel)
-    else:
-        out = F.avg_pool2d(t, kernel)
+    with cl.backend.record() as ran:
+        if kind == "max":
+            out = F.relu_max_pool2d(t, kernel) if relu else F.max_pool2d(t, kernel)
+        else:
+            out = F.avg_pool2d(t, kernel)
     out.backward(g)
+    if backend is not None:
+        assert ran == [(f"{kind}_pool", expected_engine(backend, x))], (backend, x.strides, ran)
     return out.data, t.grad
 
 
@@ -92,7 +108,7 @@ def test_tiled_pools_match_torch_on_both_backends_and_layouts(kind, dtype):
         for name in BACKENDS:
             for layout in (channels_last, np.ascontiguousarray):
                 with cl.backend.use(name):
-                    out, grad = ours(op, layout(x), layout(g), kernel, relu)
+                    out, grad = ours(op, layout(x), layout(g), kernel, relu, backend=name)
                 assert out.dtype == dtype and grad.dtype == dtype and grad.shape == x.shape
                 record(f"{kind} {np.dtype(dtype).name} out", out, expected_out, TOL[dtype])
                 record(f"{kind} {np.dtype(dtype).name} grad", grad, expected_grad, TOL[dtype])
@@ -104,8 +120,10 @@ def test_tiled_pools_match_torch_on_both_backends_and_layouts(kind, dtype):
 
 @pytest.mark.parametrize("relu", [False, True])
 def test_2x2_kernels_for_few_and_many_channels(relu):
-    """The 2x2 kernels (taps in registers; per-element backward below 16 channels, the
-    generic backward from 16 on) against PyTorch, exactly, with ties, NaN and infinities."""
+    """The 2x2 kernels (taps in registers; per-element backward below
+    ``TUNING.pool_per_element_below`` channels, the generic backward from there on)
+    against PyTorch, exactly, with ties, NaN and infinities. Every case runs both
+    backward kernels, by moving the threshold."""
     rng = np.random.default_rng(7 + relu)
     for case in range(24):
         dtype = (np.float32, np.float64)[case % 2]
@@ -116,9 +134,9 @@ def test_2x2_kernels_for_few_and_many_channels(relu):
             x.flat[rng.integers(0, x.size, 2)] = (-np.inf, np.inf) if relu else (np.nan, -np.inf)
         g = rng.standard_normal((n, c, h // 2, w // 2)).astype(dtype)
         expected_out, expected_grad = theirs("max", x, g, (2, 2), relu)
-        for name in BACKENDS:
-            with cl.backend.use(name):
-                out, grad = ours("max", channels_last(x), channels_last(g), (2, 2), relu)
+        for name, below in itertools.product(BACKENDS, (0, 1 << 30)):
+            with cl.backend.use(name), TUNING.override(pool_per_element_below=below):
+                out, grad = ours("max", channels_last(x), channels_last(g), (2, 2), relu, backend=name)
             assert np.array_equal(out, expected_out, equal_nan=True)
             assert not np.signbit(out[out == 0]).any()
             assert np.array_equal(grad, expected_grad, equal_nan=True)
@@ -129,12 +147,26 @@ def test_channels_last_stays_channels_last(name):
     x = channels_last(np.random.default_rng(0).standard_normal((2, 3, 8, 6)).astype(np.float32))
     t = cl.tensor(x, requires_grad=True)
     t.data = x
-    with cl.backend.use(name):
+    with cl.backend.use(name), cl.backend.record() as ran:
         out = F.max_pool2d(t, 2)
         out.backward(np.ones(out.shape, np.float32))
-    if name == "numba":  # the compiled path writes NHWC results
+    assert ran == [("max_pool", expected_engine(name, x))]
+    if name == "numba":  # the tiles engine writes NHWC results
         assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous
         assert t.grad.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_maximum_beyond_tap_255_gets_the_gradient(name):
+    """The tiles engine keeps the winning tap as uint8; a 17x17 tile (289 taps) whose maximum
+    is its last element is left to the reference engine."""
+    x = np.zeros((1, 3, 17, 17))
+    x[:, :, 16, 16] = 1.0
+    g = np.ones((1, 3, 1, 1))
+    expected_out, expected_grad = theirs("max", x, g, (17, 17))
+    with cl.backend.use(name):
+        out, grad = ours("max", channels_last(x), channels_last(g), (17, 17))
+    assert np.array_equal(out, expected_out) and np.array_equal(grad, expected_grad)
 
 
 def test_nan_follows_torch_in_the_kernels():
@@ -146,7 +178,7 @@ def test_nan_follows_torch_in_the_kernels():
     expected_out, expected_grad = theirs("max", x, g, (2, 2))
     for name in BACKENDS:
         with cl.backend.use(name):
-            out, grad = ours("max", channels_last(x), channels_last(g), (2, 2))
+            out, grad = ours("max", channels_last(x), channels_last(g), (2, 2), backend=name)
         assert np.array_equal(np.isnan(out), np.isnan(expected_out))
         assert np.array_equal(np.nan_to_num(out), np.nan_to_num(expected_out))
         assert np.array_equal(grad, expected_grad)
@@ -174,7 +206,7 @@ def _lenet_pair():
 
 
 @pytest.mark.parametrize("name", BACKENDS)
-def test_sequential_fuses_relu_and_max_pool_exactly(name):
+def test_lenet_matches_torch_on_every_backend(name):
     model, twin = _lenet_pair()
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 1, 28, 28))
@@ -184,13 +216,13 @@ def test_sequential_fuses_relu_and_max_pool_exactly(name):
         loss.backward()
     ref = torch.nn.functional.cross_entropy(twin(torch.tensor(x)), torch.tensor(y))
     ref.backward()
-    record("lenet fused loss", loss.data, ref.detach().numpy(), 1e-13)
+    record("lenet loss", loss.data, ref.detach().numpy(), 1e-13)
     for (key, p), q in zip(model.named_parameters(), twin.parameters(), strict=True):
-        record("lenet fused grads", p.grad, q.grad.numpy(), 1e-11)
+        record("lenet grads", p.grad, q.grad.numpy(), 1e-11)
         assert p.grad.shape == q.grad.shape, key
 
 
-def test_hooks_disable_the_fusion():
+def test_hooks_see_the_relu_output():
     model, _ = _lenet_pair()
     seen = []
     model.relu1.register_forward_hook(lambda m, inputs, output: seen.append(output.shape))

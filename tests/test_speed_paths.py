@@ -152,24 +152,28 @@ def test_split_k_weight_gradient_matches_one_gemm():
     the threshold), and a LeNet-first-layer convolution's weight/bias gradients match PyTorch."""
     import torch
 
-    from convlens.functional import conv as conv_module
+    from convlens.engines._columns import split_k_matmul
+    from convlens.engines.tuning import TUNING
 
     rng = np.random.default_rng(7)
     worst = 0.0
+    above = TUNING.split_k_above
     for _ in range(20):
         g, m, n = int(rng.integers(1, 3)), int(rng.integers(1, 30)), int(rng.integers(1, 17))
-        k = int(rng.choice([8, 100, conv_module._SPLIT_K_ABOVE + 8, conv_module._SPLIT_K_ABOVE + 3]))
+        k = int(rng.choice([8, 100, above + TUNING.split_k_parts, above + 3]))
         a = rng.standard_normal((g, m, k))
         b = rng.standard_normal((g, n, k)).swapaxes(1, 2)  # a transposed view, like the grad rows
         expected = np.matmul(a, b)
-        worst = max(worst, float(np.abs(conv_module._split_k_matmul(a, b) - expected).max()))
+        worst = max(worst, float(np.abs(split_k_matmul(a, b) - expected).max()))
     assert worst < 1e-9
     x = rng.standard_normal((32, 1, 28, 28)).astype(np.float32)  # K = 32 * 28 * 28 > threshold
     w = rng.standard_normal((6, 1, 5, 5)).astype(np.float32)
     bias = rng.standard_normal(6).astype(np.float32)
     probe = rng.standard_normal((32, 6, 28, 28)).astype(np.float32)
     wt, bt = cl.tensor(w, requires_grad=True), cl.tensor(bias, requires_grad=True)
-    F.conv2d(x, wt, bt, padding=2).backward(probe)
+    with cl.backend.force("tap-major"), cl.backend.record() as ran:  # the engine that splits K
+        F.conv2d(x, wt, bt, padding=2).backward(probe)
+    assert ran == [("conv", "tap-major")]
     tw, tb = torch.from_numpy(w).requires_grad_(), torch.from_numpy(bias).requires_grad_()
     torch.nn.functional.conv2d(torch.from_numpy(x), tw, tb, padding=2).backward(torch.from_numpy(probe))
     for ours, theirs in ((wt.grad, tw.grad), (bt.grad, tb.grad)):

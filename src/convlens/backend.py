@@ -77,7 +77,14 @@ def _validate(name: Any) -> str:
 
 def get_backend() -> str:
     """The backend in force: ``"numpy"``, ``"numba"`` or ``"reference"`` (``auto`` resolved)."""
-    name = _current or _validate(os.environ.get("CONVLENS_BACKEND", "auto").strip().lower() or "auto")
+    return _resolve(_current or os.environ.get("CONVLENS_BACKEND", "auto"))
+
+
+@functools.lru_cache(maxsize=16)
+def _resolve(requested: str) -> str:
+    # Cached: every convolution and pooling call asks, and validating costs more than the
+    # small ops themselves. Keyed by the raw request, so a changed variable is seen.
+    name = _validate(requested.strip().lower() or "auto")
     if name == "auto":
         return "numba" if numba_available() else "numpy"
     return name
@@ -113,6 +120,8 @@ class Engine:
 
     ``why_not(*args)`` returns ``None`` when the engine applies to those arguments, else a
     short reason (``"it needs stride 1"``) used in the error of :func:`force`.
+    ``suits(*args)`` says whether the automatic choice takes the engine where it applies
+    (its tuning thresholds: the FFT only from 49 kernel taps on, ...); :func:`force` ignores it.
     ``needs_numba`` engines run only on the ``numba`` backend. ``impl`` is whatever the
     family's caller needs to run it (a module or an object with forward and backward).
     """
@@ -121,6 +130,7 @@ class Engine:
     name: str
     impl: Any
     why_not: Callable[..., str | None] = field(default=lambda *args: None)
+    suits: Callable[..., bool] = field(default=lambda *args: True)
     needs_numba: bool = False
     reference: bool = False
 
@@ -174,7 +184,9 @@ def choose(family: str, op: str, *args: Any) -> Engine:
         engine = _check_forced(next(e for e in candidates if e.name == _forced), op, args)
     else:
         backend = get_backend()
-        engine = next(e for e in candidates if _allowed(e, backend) and e.why_not(*args) is None)
+        engine = next(
+            e for e in candidates if _allowed(e, backend) and e.why_not(*args) is None and e.suits(*args)
+        )
     for ran in _recorders:
         ran.append((family, engine.name))
     return engine

@@ -1,14 +1,23 @@
 """Pooling: max, average and adaptive pooling in 1-D, 2-D and 3-D (PyTorch's semantics).
 
-One N-d engine serves all twelve ops. A pooling window is a Cartesian product
-of one window per spatial axis, so every pool is computed one axis at a time
-(innermost axis first): a max over a box is the max over rows of the max
-within each row, and a sum likewise. Along one axis a window family is either
-*strided* (kernel, stride, padding, dilation: the ordinary pools) or *adaptive*
-(``start = floor(i*L/out)``, ``end = ceil((i+1)*L/out)``); both expose their
-windows as ``taps``: the ``j``-th element of every window at once, as a slice
-or an index array. An axis costs one vectorised pass per tap, never a loop
-over pixels or samples.
+This module holds the public ops and the **reference engine**, which reads top to
+bottom; ``_pool_windows.py`` turns an op's arguments into validated windows. A
+pooling window is a Cartesian product of one window per spatial axis, so every
+pool is computed one axis at a time, innermost axis first: a max over a box is the max
+over rows of the max within each row, and a sum likewise. Along one axis the
+engine makes one vectorised pass per window *tap* (the ``j``-th element of every
+window at once), never a loop over pixels or samples:
+
+- max: ``np.maximum`` between the strided views of the taps (for 2x2/2, the
+  pairwise max of width pairs, then of height pairs). The winning tap is kept as
+  uint8 via ``arg = max(arg, j * (v > best))``, as taps come in increasing order.
+  The backward adds ``grad * (arg == j)`` into each tap's strided slice.
+- average: the taps' sum divided by the window count; the backward spreads
+  ``grad / count`` back over the same slices.
+
+Where the windows tile an axis (kernel == stride, no padding, dilation 1), the
+backward writes each tap once into an empty array instead of accumulating into
+zeros: the taps' slices are disjoint and cover the axis.
 
 Tie rule. PyTorch's max pool scans a window in row-major order and keeps the
 first maximum (``val > max``; a NaN always wins, so the last NaN is kept).
@@ -16,37 +25,42 @@ Reducing the innermost axis first with that same rule picks the same element:
 the first maximum of the first row that reaches the overall maximum. Ties are
 common (zero background after ReLU), and they decide where the gradient goes.
 
-Speed (PERFORMANCE.md). No argmax over a copied window and no ``np.add.at``:
-the forward is ``np.maximum``/``+`` between strided views, one per tap (for
-2x2/2 that is the pairwise max of width pairs, then height pairs); the winning
-tap is kept as uint8 via ``arg = max(arg, j * (v > best))`` (taps come in
-increasing order); the backward adds ``grad * (arg == j)`` into each tap's
-strided slice. Where windows tile an axis (kernel == stride, no padding,
-dilation 1) the backward writes each tap once into an empty array instead of
-accumulating into zeros. A reshape to ``(..., out, kernel)`` followed by
-``max``/``sum`` over the small kernel axes was measured 10-15x slower than
-these strided pairwise ops, so it is not used. NaN handling costs nothing
-unless a NaN reaches an output (``np.maximum`` propagates it): only then is
-the axis redone with PyTorch's NaN rule.
+NaN rule. ``np.maximum`` propagates a NaN, so the plain pass is right about the
+values; only when a NaN reaches an output is the axis redone with PyTorch's rule
+to find the winning tap. Inputs without NaN pay nothing for it.
 
-The array-level functions (``max_pool_forward``/``max_pool_backward``,
-``avg_pool_forward``/``avg_pool_backward``) work on NumPy arrays whose last
-``len(windows)`` axes are spatial; the public ops wrap them in Tensors.
+Engines. Every op chooses its engine once, in the forward, with
+``backend.choose("max_pool" | "avg_pool", ...)``; the backward runs the engine
+kept with the saved state. The compiled engines live in ``convlens.engines``
+and are tested against this one.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .. import backend
 from ..tensor import ArrayLike, Tensor, as_tensor, is_grad_enabled
-from ._args import cacheable, ntuple, output_size
+from ._pool_windows import (
+    AdaptiveWindows,
+    Windows,
+    adaptive_windows,
+    alloc_like,
+    along,
+    apply_matrix,
+    at,
+    avg_pool_divisor,
+    check_divisor,
+    check_input,
+    pad_axis,
+    strided_windows,
+    with_length,
+)
 
 __all__ = [
     "adaptive_avg_pool1d",
@@ -61,180 +75,29 @@ __all__ = [
     "max_pool1d",
     "max_pool2d",
     "max_pool3d",
+    "relu_max_pool2d",
 ]
 
 IntOrTuple = int | Sequence[int]
 
 
-# -- windows along one axis -----------------------------------------------------
-@dataclass(frozen=True)
-class StridedWindows:
-    """Windows ``o*stride - padding + j*dilation``, ``j < kernel``, along one axis of length ``size``.
-
-    Positions are counted in the padded axis: padded position ``q`` is input
-    position ``q - padding``.
-    """
-
-    size: int
-    kernel: int
-    stride: int
-    padding: int
-    dilation: int
-    out: int
-
-    @property
-    def taps(self) -> int:
-        return self.kernel
-
-    @property
-    def extent(self) -> int:
-        """Padded positions the windows touch (may pass the right padding in ceil_mode)."""
-        return (self.out - 1) * self.stride + self.dilation * (self.kernel - 1) + 1
-
-    @property
-    def tiles(self) -> bool:
-        """True when the windows cut the axis into equal non-overlapping pieces."""
-        return (
-            self.kernel == self.stride
-            and self.padding == 0
-            and self.dilation == 1
-            and self.size == self.out * self.kernel
-        )
-
-    def tap(self, j: int) -> slice:
-        start = j * self.dilation
-        return slice(start, start + (self.out - 1) * self.stride + 1, self.stride)
-
-    def tap_in_input(self, j: int) -> tuple[slice, slice]:
-        """(input positions, windows) of tap ``j`` restricted to windows where it lies in the input."""
-        offset = j * self.dilation - self.padding  # input position of tap j in window 0
-        lo = max(0, -(offset // self.stride))  # first window with offset + o*stride >= 0
-        hi = min(self.out, (self.size - 1 - offset) // self.stride + 1)
-        if hi <= lo:
-            return slice(0, 0), slice(0, 0)
-        start = offset + lo * self.stride
-        return slice(start, start + (hi - lo - 1) * self.stride + 1, self.stride), slice(lo, hi)
-
-    def first_valid_tap(self) -> np.ndarray:
-        """Per window, the first tap inside the input (PyTorch starts its max there)."""
-        starts = np.arange(self.out) * self.stride - self.padding
-        return np.maximum(0, _ceil_div(-starts, self.dilation))
-
-    def position(self, window: np.ndarray, tap: np.ndarray) -> np.ndarray:
-        """Input position of ``tap`` in ``window``."""
-        return window * self.stride - self.padding + tap * self.dilation
-
-    def counts(self, count_include_pad: bool) -> np.ndarray:
-        """Average-pool divisor per window: PyTorch counts the padding but never
-        the ceil_mode overhang beyond it."""
-        start = np.arange(self.out) * self.stride - self.padding
-        end = np.minimum(start + self.kernel, self.size + self.padding)
-        if count_include_pad:
-            return end - start
-        return np.minimum(end, self.size) - np.maximum(start, 0)
-
-
-@dataclass(frozen=True, eq=False)
-class AdaptiveWindows:
-    """Windows ``[floor(o*size/out), ceil((o+1)*size/out))`` along one axis (no padding)."""
-
-    size: int
-    out: int
-
-    @cached_property
-    def starts(self) -> np.ndarray:
-        return np.arange(self.out) * self.size // self.out
-
-    @cached_property
-    def ends(self) -> np.ndarray:
-        return _ceil_div((np.arange(self.out) + 1) * self.size, self.out)
-
-    @cached_property
-    def taps(self) -> int:
-        return int(np.max(self.ends - self.starts))
-
-    @cached_property
-    def index(self) -> np.ndarray:
-        """(out, taps) input positions; short windows repeat their last element,
-        which neither changes a max nor wins a tie (it comes later)."""
-        return np.minimum(self.starts[:, None] + np.arange(self.taps), self.ends[:, None] - 1)
-
-    def tap(self, j: int) -> np.ndarray:
-        return self.index[:, j]
-
-    def first_valid_tap(self) -> np.ndarray:
-        return np.zeros(self.out, dtype=np.int64)
-
-    def position(self, window: np.ndarray, tap: np.ndarray) -> np.ndarray:
-        return self.index[window, tap]
-
-    def counts(self, count_include_pad: bool = True) -> np.ndarray:
-        return self.ends - self.starts
-
-    def matrix(self, dtype: Any) -> np.ndarray:
-        """(out, size) 0/1 matrix: row ``o`` marks window ``o``."""
-        positions = np.arange(self.size)
-        return ((positions >= self.starts[:, None]) & (positions < self.ends[:, None])).astype(dtype)
-
-
-Windows = StridedWindows | AdaptiveWindows
-
-
-def _ceil_div(a: np.ndarray | int, b: int) -> np.ndarray:
-    return -(-np.asarray(a) // b)
-
-
-def _at(axis: int, index: slice | np.ndarray) -> tuple:
-    """Index selecting ``index`` along ``axis`` (negative, counted from the end)."""
-    return (Ellipsis, index) + (slice(None),) * (-axis - 1)
-
-
-def _along(values: np.ndarray, axis: int) -> np.ndarray:
-    """A 1-D array shaped to broadcast along ``axis`` (negative)."""
-    return values.reshape((-1,) + (1,) * (-axis - 1))
-
-
-def _with_length(shape: tuple[int, ...], axis: int, length: int) -> tuple[int, ...]:
-    shape = list(shape)
-    shape[axis] = length
-    return tuple(shape)
-
-
-def _pad_axis(x: np.ndarray, axis: int, w: Windows, fill: Any) -> np.ndarray:
-    """``x`` along ``axis`` laid out in padded coordinates ``[0, w.extent)``; a view when possible."""
-    if isinstance(w, AdaptiveWindows) or (w.padding == 0 and w.extent <= w.size):
-        return x
-    used = min(w.size, w.extent - w.padding)
-    out = np.full(_with_length(x.shape, axis, w.extent), fill, dtype=x.dtype)
-    out[_at(axis, slice(w.padding, w.padding + used))] = x[_at(axis, slice(0, used))]
-    return out
-
-
-def _alloc_like(like: np.ndarray, shape: tuple[int, ...], alloc: Any) -> np.ndarray:
-    """``alloc(shape)`` with ``like``'s memory order (a channels-last gradient stays channels-last,
-    so the convolution before the pool gets it without a transposing copy)."""
-    if like.flags.c_contiguous or like.ndim < 2:
-        return alloc(shape, dtype=like.dtype)
-    order = sorted(range(like.ndim), key=lambda a: -abs(like.strides[a]))
-    buffer = alloc(tuple(shape[a] for a in order), dtype=like.dtype)
-    return buffer.transpose(np.argsort(order))
-
-
-def _lowest(dtype: np.dtype) -> Any:
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
-
-
-# -- max pooling on arrays ---------------------------------------------------------
+# -- the reference engine: max pooling on arrays -----------------------------------------
 class MaxPoolCache(NamedTuple):
-    """What the backward needs: per axis, the winning tap of each partial window."""
+    """What the backward needs: per axis, the winning tap of each partial window, and, when a
+    ReLU was fused after the max, the pooled output (its gradient passes where it is > 0)."""
 
     shape: tuple[int, ...]
     windows: tuple[Windows, ...]
     taps: tuple[np.ndarray, ...]
+    relu_output: np.ndarray | None = None
 
 
 def _tap_dtype(w: Windows) -> np.dtype:
     return np.dtype(np.uint8) if w.taps <= 255 else np.dtype(np.int32)
+
+
+def _lowest(dtype: np.dtype) -> Any:
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 def _max_axis(
@@ -248,19 +111,19 @@ def _max_axis(
     arithmetic on uint8, far cheaper than a masked copy.
     """
     fill = _lowest(x.dtype)
-    xp = _pad_axis(x, axis, w, fill)
+    xp = pad_axis(x, axis, w, fill)
     first = w.first_valid_tap()
-    out_shape = _with_length(x.shape, axis, w.out)
+    out_shape = with_length(x.shape, axis, w.out)
     dtype = _tap_dtype(w)
     if first.any():  # some windows start in the padding: begin at -inf on their first real tap
         best, owned, start, arg = np.full(out_shape, fill, dtype=x.dtype), True, 0, None
         if track:
             arg = np.empty(out_shape, dtype=dtype)  # C order (astype of a broadcast would not be)
-            arg[...] = _along(first, axis)
+            arg[...] = along(first, axis)
     else:
-        best, owned, start, arg = xp[_at(axis, w.tap(0))], False, 1, None
+        best, owned, start, arg = xp[at(axis, w.tap(0))], False, 1, None
     for j in range(start, w.taps):
-        v = xp[_at(axis, w.tap(j))]
+        v = xp[at(axis, w.tap(j))]
         if track:
             wins = v > best
             if nan_aware:
@@ -287,36 +150,36 @@ def _max_axis_backward(grad: np.ndarray, arg: np.ndarray, axis: int, w: Windows,
     if isinstance(w, AdaptiveWindows):
         return _scatter_adaptive((grad * (arg == j) for j in range(w.taps)), axis, w, grad)
     if fast and w.tiles:  # disjoint windows covering the axis: write each tap once
-        out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.empty)
+        out = alloc_like(grad, with_length(grad.shape, axis, w.size), np.empty)
         for j in range(w.taps):
-            np.multiply(grad, arg == j, out=out[_at(axis, w.tap(j))])
+            np.multiply(grad, arg == j, out=out[at(axis, w.tap(j))])
         return out
-    out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.zeros)
+    out = alloc_like(grad, with_length(grad.shape, axis, w.size), np.zeros)
     for j in range(w.taps):
         positions, windows = w.tap_in_input(j)  # a tap in the padding receives nothing
-        sel = _at(axis, windows)
-        out[_at(axis, positions)] += grad[sel] * (arg[sel] == j)  # one tap's positions are distinct
+        sel = at(axis, windows)
+        out[at(axis, positions)] += grad[sel] * (arg[sel] == j)  # one tap's positions are distinct
     return out
 
 
 def _scatter_adaptive(per_tap: Any, axis: int, w: AdaptiveWindows, grad: np.ndarray) -> np.ndarray:
     """Sum tap ``j``'s values into positions ``w.index[:, j]`` along ``axis``."""
-    out = np.zeros(_with_length(grad.shape, axis, w.size), dtype=grad.dtype)
+    out = np.zeros(with_length(grad.shape, axis, w.size), dtype=grad.dtype)
     if w.out <= w.size:  # starts strictly increase, so one tap's positions are distinct
         for j, values in enumerate(per_tap):
-            out[_at(axis, w.tap(j))] += values
+            out[at(axis, w.tap(j))] += values
         return out
     # more windows than positions: several windows share a position within one tap
     eye = np.eye(w.size, dtype=grad.dtype)
     for j, values in enumerate(per_tap):
-        out += _apply_matrix(values, axis, eye[w.tap(j)].T)
+        out += apply_matrix(values, axis, eye[w.tap(j)].T)
     return out
 
 
 def max_pool_forward(
-    x: np.ndarray, windows: Sequence[Windows], track: bool = True
+    x: np.ndarray, windows: Sequence[Windows], track: bool = True, relu: bool = False
 ) -> tuple[np.ndarray, MaxPoolCache | None]:
-    """Max pool over the last ``len(windows)`` axes of ``x``.
+    """Max pool over the last ``len(windows)`` axes of ``x`` (then a ReLU, if ``relu``).
 
     With ``track`` the cache for ``max_pool_backward``/``max_pool_indices`` is
     returned too (else ``None``).
@@ -325,7 +188,11 @@ def max_pool_forward(
     out, taps = x, [None] * len(windows)
     for a in reversed(range(len(windows))):  # innermost axis first: the row-major tie rule
         out, taps[a] = _max_axis(out, a - len(windows), windows[a], track)
-    return out, (MaxPoolCache(x.shape, windows, tuple(taps)) if track else None)
+    if relu:
+        out = np.maximum(out, 0, out=out)  # NaN stays NaN, as torch.relu
+    if not track:
+        return out, None
+    return out, MaxPoolCache(x.shape, windows, tuple(taps), out if relu else None)
 
 
 def max_pool_backward(grad: np.ndarray, cache: MaxPoolCache, fast: bool = True) -> np.ndarray:
@@ -333,6 +200,12 @@ def max_pool_backward(grad: np.ndarray, cache: MaxPoolCache, fast: bool = True) 
 
     ``fast=False`` accumulates even where the windows tile the axis (to test the fast path).
     """
+    if cache.relu_output is not None:
+        # masked into the pooled output's memory order (channels-last after a convolution),
+        # whatever order ``grad`` arrives in: the per-tap passes below and the convolution's
+        # backward then read long runs
+        out = cache.relu_output
+        grad = np.multiply(grad, out > 0, out=np.empty_like(out))
     nd = len(cache.windows)
     for a in range(nd):  # undo the axes outermost first, the reverse of the forward
         grad = _max_axis_backward(grad, cache.taps[a], a - nd, cache.windows[a], fast)
@@ -355,41 +228,43 @@ def max_pool_indices(cache: MaxPoolCache) -> np.ndarray:
                 lead + (math.prod(outs[:a]),) + outs[a:]
             )
             tap = np.take_along_axis(tap, rows, axis=len(lead)).reshape(lead + outs)
-        window = _along(np.arange(w.out), a - nd)
+        window = along(np.arange(w.out), a - nd)
         position = w.position(window, tap)
         flat = position if flat is None else flat * sizes[a] + position
     return flat.astype(np.int64)
 
 
-# -- average pooling on arrays -----------------------------------------------------
+# -- the reference engine: average pooling on arrays ----------------------------------
+class AvgPoolCache(NamedTuple):
+    """What the backward needs: the windows and the divisor of each output."""
+
+    windows: tuple[Windows, ...]
+    divisor: np.ndarray
+
+
 def _sum_axis(x: np.ndarray, axis: int, w: Windows) -> np.ndarray:
     if isinstance(w, AdaptiveWindows):
-        return _apply_matrix(x, axis, w.matrix(x.dtype))
-    xp = _pad_axis(x, axis, w, 0)
-    total = np.array(xp[_at(axis, w.tap(0))])
+        return apply_matrix(x, axis, w.matrix(x.dtype))
+    xp = pad_axis(x, axis, w, 0)
+    total = np.array(xp[at(axis, w.tap(0))])
     for j in range(1, w.taps):
-        total += xp[_at(axis, w.tap(j))]
+        total += xp[at(axis, w.tap(j))]
     return total
 
 
 def _sum_axis_backward(grad: np.ndarray, axis: int, w: Windows, fast: bool) -> np.ndarray:
     if isinstance(w, AdaptiveWindows):
-        return _apply_matrix(grad, axis, w.matrix(grad.dtype).T)
+        return apply_matrix(grad, axis, w.matrix(grad.dtype).T)
     if fast and w.tiles:  # disjoint windows covering the axis: write each tap once
-        out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.empty)
+        out = alloc_like(grad, with_length(grad.shape, axis, w.size), np.empty)
         for j in range(w.taps):
-            out[_at(axis, w.tap(j))] = grad
+            out[at(axis, w.tap(j))] = grad
         return out
-    out = _alloc_like(grad, _with_length(grad.shape, axis, w.size), np.zeros)
+    out = alloc_like(grad, with_length(grad.shape, axis, w.size), np.zeros)
     for j in range(w.taps):
         positions, windows = w.tap_in_input(j)
-        out[_at(axis, positions)] += grad[_at(axis, windows)]
+        out[at(axis, positions)] += grad[at(axis, windows)]
     return out
-
-
-def _apply_matrix(x: np.ndarray, axis: int, matrix: np.ndarray) -> np.ndarray:
-    """``matrix @ x`` along ``axis``: (m, n) matrix, axis of length n becomes m."""
-    return np.moveaxis(np.moveaxis(x, axis, -1) @ matrix.T, -1, axis)
 
 
 def _divide(total: np.ndarray, divisor: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
@@ -401,274 +276,80 @@ def _divide(total: np.ndarray, divisor: np.ndarray | int, dtype: np.dtype) -> np
     return np.where((total < 0) != (divisor < 0), -quotient, quotient).astype(dtype)
 
 
-def avg_pool_divisor(
-    windows: Sequence[Windows], count_include_pad: bool = True, divisor_override: int | None = None
-) -> np.ndarray:
-    """Per-output divisor (spatial shape): the product of the per-axis window counts."""
-    if divisor_override is not None:
-        return np.asarray(divisor_override)
-    divisor = np.ones((), dtype=np.int64)
-    for a, w in enumerate(windows):
-        divisor = divisor * _along(w.counts(count_include_pad), a - len(windows))
-    if np.all(divisor == divisor.flat[0]):  # the usual case: one number, a cheaper divide
-        return divisor.reshape(-1)[:1].reshape(())
-    return divisor
-
-
-def avg_pool_forward(x: np.ndarray, windows: Sequence[Windows], divisor: np.ndarray | int) -> np.ndarray:
+def avg_pool_forward(
+    x: np.ndarray, windows: Sequence[Windows], divisor: np.ndarray
+) -> tuple[np.ndarray, AvgPoolCache]:
     """Sum over each window of the last ``len(windows)`` axes, divided by ``divisor``."""
     windows = tuple(windows)
     total = x.astype(np.int64) if x.dtype.kind in "iu" else x  # PyTorch sums integers in int64
     for a in reversed(range(len(windows))):
         total = _sum_axis(total, a - len(windows), windows[a])
-    return _divide(total, divisor, x.dtype)
+    return _divide(total, divisor, x.dtype), AvgPoolCache(windows, divisor)
 
 
-def avg_pool_backward(
-    grad: np.ndarray, windows: Sequence[Windows], divisor: np.ndarray | int, fast: bool = True
-) -> np.ndarray:
+def avg_pool_backward(grad: np.ndarray, cache: AvgPoolCache, fast: bool = True) -> np.ndarray:
     """Gradient of the input: each output's ``grad / divisor`` spread over its window.
 
     ``fast=False`` accumulates even where the windows tile the axis (to test the fast path).
     """
-    windows = tuple(windows)
-    grad = grad / np.asarray(divisor).astype(grad.dtype)
-    nd = len(windows)
+    grad = grad / np.asarray(cache.divisor).astype(grad.dtype)
+    nd = len(cache.windows)
     for a in range(nd):
-        grad = _sum_axis_backward(grad, a - nd, windows[a], fast)
+        grad = _sum_axis_backward(grad, a - nd, cache.windows[a], fast)
     return grad
 
 
-# -- argument checking -------------------------------------------------------------
-_LAYOUTS = {1: "(C, L)", 2: "(C, H, W)", 3: "(C, D, H, W)"}
+# -- engines ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PoolImpl:
+    """How an engine of the ``max_pool`` or ``avg_pool`` family computes (its ``Engine.impl``).
+
+    ``forward(x, windows, track, relu)`` (max) or ``forward(x, windows, divisor)`` (avg)
+    returns ``(output, state)``; ``backward(grad, state)`` the input gradient;
+    ``indices(state)`` PyTorch's ``return_indices`` (max pools; ``None`` if unsupported).
+    """
+
+    forward: Callable[..., tuple[np.ndarray, Any]]
+    backward: Callable[[np.ndarray, Any], np.ndarray]
+    indices: Callable[[Any], np.ndarray] | None = None
 
 
-def _check_input(x: Tensor, nd: int, op: str, integers: bool) -> None:
-    if x.ndim not in (nd + 1, nd + 2):
-        layout = _LAYOUTS[nd]
-        raise ValueError(
-            f"{op}: input must be {nd + 1}-D {layout} or {nd + 2}-D (N, {layout[1:]}. "
-            f"Received: input of shape {x.shape}"
-        )
-    if 0 in x.shape[-nd - 1 :]:
-        raise ValueError(
-            f"{op}: input has an empty channel or spatial dimension (only the batch may "
-            f"be empty). Received: input of shape {x.shape}"
-        )
-    kind = x.dtype.kind
-    if kind != "f" and not (integers and kind in "iu"):
-        allowed = "a floating-point or integer" if integers else "a floating-point"
-        raise TypeError(f"{op}: input must be {allowed} tensor. Received: input of dtype {x.dtype}")
-
-
-def _strided_windows(
-    op: str,
-    nd: int,
-    spatial: tuple[int, ...],
-    kernel_size: IntOrTuple,
-    stride: IntOrTuple | None,
-    padding: IntOrTuple,
-    dilation: IntOrTuple | None,
-    ceil_mode: bool,
-) -> tuple[StridedWindows, ...]:
-    k = ntuple(kernel_size, nd, "kernel_size", op)
-    empty_stride = stride is None or (isinstance(stride, Sequence) and len(stride) == 0)
-    s = k if empty_stride else ntuple(stride, nd, "stride", op)
-    p = ntuple(padding, nd, "padding", op, minimum=0)
-    d = (1,) * nd if dilation is None else ntuple(dilation, nd, "dilation", op)
-    if any(pi > ki // 2 for pi, ki in zip(p, k, strict=True)):
-        raise ValueError(
-            f"{op}: padding must be at most half of kernel_size (padding <= kernel_size // 2). "
-            f"Received: padding={padding!r}, kernel_size={kernel_size!r}"
-        )
-    outs = tuple(
-        output_size(n, *args, ceil_mode=bool(ceil_mode)) for n, *args in zip(spatial, k, p, s, d, strict=True)
+backend.register(
+    backend.Engine(
+        family="max_pool",
+        name="reference",
+        impl=PoolImpl(max_pool_forward, max_pool_backward, max_pool_indices),
+        reference=True,
     )
-    if min(outs) < 1:
-        dil = "" if dilation is None else f", dilation={d}"
-        raise ValueError(
-            f"{op}: output would be empty: input of spatial size {spatial} with kernel_size={k}, "
-            f"stride={s}, padding={p}{dil} gives output size {outs}"
-        )
-    return tuple(StridedWindows(*args) for args in zip(spatial, k, s, p, d, outs, strict=True))
-
-
-_WINDOWS_CACHE: dict[tuple, tuple[StridedWindows, ...]] = {}
-_WINDOWS_CACHE_SIZE = 256
-
-
-def _cached_strided_windows(
-    op: str,
-    nd: int,
-    spatial: tuple[int, ...],
-    kernel_size: IntOrTuple,
-    stride: IntOrTuple | None,
-    padding: IntOrTuple,
-    dilation: IntOrTuple | None,
-    ceil_mode: bool,
-) -> tuple[StridedWindows, ...]:
-    """``_strided_windows`` remembered by its arguments (the windows are immutable): a layer
-    called again on the same shape skips the validation. Failures are not cached."""
-    args = (kernel_size, stride, padding, dilation)
-    if not (all(cacheable(a) for a in args) and type(ceil_mode) in (bool, int)):
-        return _strided_windows(op, nd, spatial, kernel_size, stride, padding, dilation, ceil_mode)
-    key = (op, nd, spatial, *args, bool(ceil_mode))
-    hit = _WINDOWS_CACHE.get(key)
-    if hit is None:
-        hit = _strided_windows(op, nd, spatial, kernel_size, stride, padding, dilation, ceil_mode)
-        if len(_WINDOWS_CACHE) >= _WINDOWS_CACHE_SIZE:
-            _WINDOWS_CACHE.clear()
-        _WINDOWS_CACHE[key] = hit
-    return hit
-
-
-def _adaptive_windows(op: str, nd: int, spatial: tuple[int, ...], output_size: Any) -> tuple[Windows, ...]:
-    sizes = output_size
-    if isinstance(output_size, Sequence) and not isinstance(output_size, str) and len(output_size) == nd:
-        sizes = tuple(n if o is None else o for n, o in zip(spatial, output_size, strict=True))
-    outs = ntuple(sizes, nd, "output_size", op)
-    # an axis that divides evenly is an ordinary tiled pool (kernel = stride = size/out)
-    return tuple(
-        StridedWindows(n, n // o, n // o, 0, 1, o) if n % o == 0 else AdaptiveWindows(n, o)
-        for n, o in zip(spatial, outs, strict=True)
+)
+backend.register(
+    backend.Engine(
+        family="avg_pool",
+        name="reference",
+        impl=PoolImpl(avg_pool_forward, avg_pool_backward),
+        reference=True,
     )
-
-
-def _check_divisor(op: str, divisor_override: Any) -> None:
-    if divisor_override is None:
-        return
-    if isinstance(divisor_override, bool) or not isinstance(divisor_override, int | np.integer):
-        raise TypeError(
-            f"{op}: divisor_override must be an int or None. Received: divisor_override={divisor_override!r}"
-        )
-    if divisor_override == 0:
-        raise ValueError(f"{op}: divisor_override must be non-zero. Received: divisor_override=0")
+)
 
 
 # -- the ops on Tensors ----------------------------------------------------------------
 def _max_pool(
-    x: Tensor, windows: tuple[Windows, ...], return_indices: bool, relu: bool = False
+    op: str, x: Tensor, windows: tuple[Windows, ...], return_indices: bool, relu: bool = False
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Max pool (optionally followed by ReLU, fused: ``relu(max) == max(relu)``)."""
+    """Max pool (then ReLU, if ``relu``) with the engine the backend chooses."""
     track = return_indices or (is_grad_enabled() and x.requires_grad)
-    if not return_indices and _use_tile_kernels(x.data, windows):
-        return _max_pool_tiles(x, windows, track, relu)
-    out, cache = max_pool_forward(x.data, windows, track=track)
-    if relu:
-        out = np.maximum(out, 0, out=out)  # NaN stays NaN, as torch.relu
-
-        def backward(g: np.ndarray) -> tuple[np.ndarray]:
-            # In the pooled output's memory order (channels-last after a convolution),
-            # whatever order ``g`` arrives in (batch-innermost from a batch-inner
-            # convolution's backward): the per-tap passes below and the convolution's
-            # backward then read long runs. LeNet-5's pure-NumPy step: 8.9 -> 6.9 ms.
-            masked = np.multiply(g, out > 0, out=np.empty_like(out))
-            return (max_pool_backward(masked, cache),)
-    else:
-
-        def backward(g: np.ndarray) -> tuple[np.ndarray]:
-            return (max_pool_backward(g, cache),)
-
-    result = Tensor._from_op(out, (x,), backward)
+    engine: PoolImpl = backend.choose("max_pool", op, x.data, windows, return_indices).impl
+    out, state = engine.forward(x.data, windows, track, relu)
+    result = Tensor._from_op(out, (x,), lambda g: (engine.backward(g, state),))
     if return_indices:
-        return result, Tensor(max_pool_indices(cache))
+        return result, Tensor(engine.indices(state))
     return result
 
 
-def _avg_pool(x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray) -> Tensor:
-    if divisor.ndim == 0 and _use_tile_kernels(x.data, windows):
-        return _avg_pool_tiles(x, windows, divisor)
-    out = avg_pool_forward(x.data, windows, divisor)
-    return Tensor._from_op(out, (x,), lambda g: (avg_pool_backward(g, windows, divisor),))
-
-
-# -- tiled 2-D pooling in compiled kernels (numba backend) ------------------------------
-def _tile_shape(windows: tuple[Windows, ...]) -> tuple[int, int] | None:
-    """``(kh, kw)`` when the 2-D windows are disjoint tiles (kernel == stride, no padding,
-    dilation 1; a remainder row/column beyond the last tile is allowed), else None."""
-    if len(windows) != 2:
-        return None
-    for w in windows:
-        if not isinstance(w, StridedWindows) or w.kernel != w.stride or w.padding or w.dilation != 1:
-            return None
-        if w.out * w.kernel > w.size:  # ceil_mode overhang
-            return None
-    return windows[0].kernel, windows[1].kernel
-
-
-def _use_tile_kernels(x: np.ndarray, windows: tuple[Windows, ...]) -> bool:
-    """Compiled kernels for tiled 2-D pools of channels-last float arrays (numba backend)."""
-    return (
-        x.ndim == 4
-        and not x.flags.c_contiguous
-        and x.transpose(0, 2, 3, 1).flags.c_contiguous
-        and x.dtype.kind == "f"
-        and x.dtype.itemsize in (4, 8)
-        and x.size > 0
-        and _tile_shape(windows) is not None
-        and backend.use_numba()
-    )
-
-
-def _grad_nhwc(g: np.ndarray) -> np.ndarray:
-    """The upstream gradient as C-contiguous NHWC."""
-    return np.ascontiguousarray(g.transpose(0, 2, 3, 1))
-
-
-def _tile_input_gradient(
-    shape: tuple[int, ...], dtype: np.dtype, ho: int, wo: int, kh: int, kw: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """An NHWC gradient array of ``shape`` and its whole-tile part for the kernels to fill."""
-    whole = shape[1] == ho * kh and shape[2] == wo * kw
-    dx = (np.empty if whole else np.zeros)(shape, dtype=dtype)  # remainder rows/cols get 0
-    return dx, dx[:, : ho * kh, : wo * kw]
-
-
-def _max_pool_tiles(x: Tensor, windows: tuple[Windows, ...], track: bool, relu: bool) -> Tensor:
-    """Tiled 2-D max pool (+ ReLU) of channels-last ``x`` in one compiled pass; the result and
-    the input gradient are channels-last too."""
-    from .. import _kernels_pool as kernels
-
-    (kh, kw), ho, wo = _tile_shape(windows), windows[0].out, windows[1].out
-    a = x.data.transpose(0, 2, 3, 1)  # NHWC memory, C-contiguous
-    out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
-    arg = np.empty(out.shape, dtype=np.uint8)
-    square2 = kh == kw == 2
-    if square2:  # taps in registers: 3x faster for few channels (LeNet's C = 6)
-        kernels.max_pool_forward_2x2(a, relu, out, arg)
-    else:
-        kernels.max_pool_forward(a, kh, kw, relu, out, arg)
-    shape, dtype = a.shape, a.dtype  # the backward keeps no reference to the input
-    per_element = square2 and a.shape[3] < 16  # the generic kernel vectorises over C >= 16
-
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        dx, tiles = _tile_input_gradient(shape, dtype, ho, wo, kh, kw)
-        if per_element:
-            kernels.max_pool_backward_2x2(_grad_nhwc(g), arg, out, relu, tiles)
-        else:
-            kernels.max_pool_backward(_grad_nhwc(g), arg, out, relu, kh, kw, tiles)
-        return (dx.transpose(0, 3, 1, 2),)
-
-    return Tensor._from_op(out.transpose(0, 3, 1, 2), (x,), backward)
-
-
-def _avg_pool_tiles(x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray) -> Tensor:
-    """Tiled 2-D average pool of channels-last ``x`` in one compiled pass (channels-last out)."""
-    from .. import _kernels_pool as kernels
-
-    (kh, kw), ho, wo = _tile_shape(windows), windows[0].out, windows[1].out
-    a = x.data.transpose(0, 2, 3, 1)  # NHWC memory, C-contiguous
-    out = np.empty((a.shape[0], ho, wo, a.shape[3]), dtype=a.dtype)
-    d = a.dtype.type(divisor)
-    kernels.avg_pool_forward(a, kh, kw, d, out)
-    shape, dtype = a.shape, a.dtype
-
-    def backward(g: np.ndarray) -> tuple[np.ndarray]:
-        dx, tiles = _tile_input_gradient(shape, dtype, ho, wo, kh, kw)
-        kernels.avg_pool_backward(_grad_nhwc(g), kh, kw, d, tiles)
-        return (dx.transpose(0, 3, 1, 2),)
-
-    return Tensor._from_op(out.transpose(0, 3, 1, 2), (x,), backward)
+def _avg_pool(op: str, x: Tensor, windows: tuple[Windows, ...], divisor: np.ndarray) -> Tensor:
+    engine: PoolImpl = backend.choose("avg_pool", op, x.data, windows, divisor).impl
+    out, state = engine.forward(x.data, windows, divisor)
+    return Tensor._from_op(out, (x,), lambda g: (engine.backward(g, state),))
 
 
 def _max_pool_nd(
@@ -683,11 +364,9 @@ def _max_pool_nd(
 ) -> Tensor | tuple[Tensor, Tensor]:
     op = f"max_pool{nd}d"
     x = as_tensor(input)
-    _check_input(x, nd, op, integers=True)
-    windows = _cached_strided_windows(
-        op, nd, x.shape[-nd:], kernel_size, stride, padding, dilation, ceil_mode
-    )
-    return _max_pool(x, windows, return_indices)
+    check_input(x, nd, op, integers=True)
+    windows = strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(op, x, windows, return_indices)
 
 
 def _avg_pool_nd(
@@ -702,18 +381,18 @@ def _avg_pool_nd(
 ) -> Tensor:
     op = f"avg_pool{nd}d"
     x = as_tensor(input)
-    _check_input(x, nd, op, integers=True)
-    _check_divisor(op, divisor_override)
-    windows = _cached_strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, None, ceil_mode)
-    return _avg_pool(x, windows, avg_pool_divisor(windows, bool(count_include_pad), divisor_override))
+    check_input(x, nd, op, integers=True)
+    check_divisor(op, divisor_override)
+    windows = strided_windows(op, nd, x.shape[-nd:], kernel_size, stride, padding, None, ceil_mode)
+    return _avg_pool(op, x, windows, avg_pool_divisor(windows, bool(count_include_pad), divisor_override))
 
 
 def _adaptive_avg_pool_nd(nd: int, input: ArrayLike, output_size: Any) -> Tensor:  # noqa: A002
     op = f"adaptive_avg_pool{nd}d"
     x = as_tensor(input)
-    _check_input(x, nd, op, integers=False)
-    windows = _adaptive_windows(op, nd, x.shape[-nd:], output_size)
-    return _avg_pool(x, windows, avg_pool_divisor(windows))
+    check_input(x, nd, op, integers=False)
+    windows = adaptive_windows(op, nd, x.shape[-nd:], output_size)
+    return _avg_pool(op, x, windows, avg_pool_divisor(windows))
 
 
 def _adaptive_max_pool_nd(
@@ -724,11 +403,12 @@ def _adaptive_max_pool_nd(
 ) -> Tensor | tuple[Tensor, Tensor]:
     op = f"adaptive_max_pool{nd}d"
     x = as_tensor(input)
-    _check_input(x, nd, op, integers=False)
-    return _max_pool(x, _adaptive_windows(op, nd, x.shape[-nd:], output_size), return_indices)
+    check_input(x, nd, op, integers=False)
+    return _max_pool(op, x, adaptive_windows(op, nd, x.shape[-nd:], output_size), return_indices)
 
 
-def _relu_max_pool2d(
+# -- the public ops -------------------------------------------------------------------
+def relu_max_pool2d(
     input: ArrayLike,  # noqa: A002
     kernel_size: IntOrTuple,
     stride: IntOrTuple | None = None,
@@ -736,18 +416,34 @@ def _relu_max_pool2d(
     dilation: IntOrTuple = 1,
     ceil_mode: bool = False,
 ) -> Tensor:
-    """``max_pool2d(relu(input), ...)`` computed as ``relu(max_pool2d(input, ...))``.
+    r"""``max_pool2d(relu(input), ...)``, computed in the other order: ``relu(max_pool2d(input, ...))``.
 
-    Equal values and gradients: ReLU is monotone, so it commutes with the max, and a
-    window whose maximum is not positive passes no gradient either way. The ReLU then
-    runs on the smaller pooled tensor. ``nn.Sequential`` uses it for ReLU -> MaxPool2d.
+    PyTorch has no such op; ``nn.fuse`` uses it for a ReLU followed by a MaxPool2d.
+
+    .. math::
+        \text{out}(N_i, C_j, h, w) = \max\Bigl(0,\; \max_{m < k_H,\, n < k_W}
+            \text{input}(N_i, C_j, s_H h - p_H + d_H m,\; s_W w - p_W + d_W n)\Bigr)
+
+    The values and the gradient are those of ``max_pool2d(relu(input))``: ReLU is
+    monotone, so it commutes with the max, and a window whose maximum is not
+    positive passes no gradient either way. The ReLU then runs on the pooled
+    tensor, which is smaller. One difference from the two PyTorch ops: where the
+    maximum is NaN, the gradient is 0 here (PyTorch's ReLU passes it).
+
+    Shape:
+        as ``max_pool2d``: input ``(N, C, H_in, W_in)`` or ``(C, H_in, W_in)``, output
+        ``(N, C, H_out, W_out)``, ``H_out = floor((H_in + 2p_H - d_H(k_H - 1) - 1) / s_H) + 1``.
+
+    >>> import numpy as np
+    >>> from convlens import functional as F
+    >>> F.relu_max_pool2d(np.array([[[[-3.0, -1.0], [-2.0, -4.0]]]]), 2).numpy()
+    array([[[[0.]]]])
     """
+    op = "relu_max_pool2d"
     x = as_tensor(input)
-    _check_input(x, 2, "max_pool2d", integers=True)
-    windows = _cached_strided_windows(
-        "max_pool2d", 2, x.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode
-    )
-    return _max_pool(x, windows, False, relu=True)
+    check_input(x, 2, op, integers=True)
+    windows = strided_windows(op, 2, x.shape[-2:], kernel_size, stride, padding, dilation, ceil_mode)
+    return _max_pool(op, x, windows, False, relu=True)
 
 
 def max_pool1d(

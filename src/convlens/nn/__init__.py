@@ -4,8 +4,9 @@ Every layer is a thin stateful wrapper over its ``convlens.functional`` op, with
 PyTorch's constructor arguments, parameter names, shapes, default
 initialisation and ``state_dict`` keys. Additions: ``output_shape(input_shape)``
 on every layer (shape inference without data), ``get_config()`` and
-``from_config`` (architecture as JSON), and ``init.manual_seed(seed)``
-(also ``convlens.manual_seed``) for reproducible initialisation.
+``from_config`` (architecture as JSON), ``init.manual_seed(seed)``
+(also ``convlens.manual_seed``) for reproducible initialisation, and ``fuse(model)``,
+which runs Conv2d -> ReLU -> MaxPool2d blocks as one op.
 
 >>> from convlens import nn
 >>> nn.init.manual_seed(0)
@@ -21,6 +22,7 @@ from .activation import LogSoftmax, ReLU, ScaledTanh, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .dropout import Dropout
+from .fuse import fuse, fused_blocks
 from .init import manual_seed
 from .linear import Flatten, Identity, Linear
 from .module import Module, Parameter, from_config
@@ -66,6 +68,8 @@ __all__ = [
     "Softmax",
     "Tanh",
     "from_config",
+    "fuse",
+    "fused_blocks",
     "init",
     "manual_seed",
 ]

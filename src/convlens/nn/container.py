@@ -6,10 +6,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-from .activation import ReLU
-from .conv import Conv2d
 from .module import Module, Shape
-from .pool import MaxPool2d
 
 __all__ = ["Sequential"]
 
@@ -17,6 +14,7 @@ __all__ = ["Sequential"]
 class Sequential(Module):
     """Apply modules in order. Children are named ``"0"``, ``"1"``, ... or, when built
     from an ``OrderedDict``, by its keys (the names then prefix the state_dict keys).
+    ``nn.fuse(model)`` replaces Conv2d -> ReLU -> MaxPool2d blocks by one fused op.
 
     >>> from collections import OrderedDict
     >>> from convlens import nn
@@ -37,9 +35,8 @@ class Sequential(Module):
                 self.add_module(str(index), _check_module(module, str(index)))
 
     def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's name
-        modules, index = tuple(self._modules.values()), 0
-        while index < len(modules):
-            input, index = _run_block(modules, index, input)  # noqa: A001
+        for module in self._modules.values():
+            input = module(input)  # noqa: A001
         return input
 
     def output_shape(self, input_shape: Shape) -> Shape:
@@ -75,24 +72,6 @@ class Sequential(Module):
             "class": "Sequential",
             "modules": [[name, child.get_config()] for name, child in self._modules.items()],
         }
-
-
-def _run_block(modules: tuple[Module, ...], index: int, input: Any) -> tuple[Any, int]:  # noqa: A002
-    """Apply ``modules[index]``, or the fused op of the block it starts; returns the output and next index.
-
-    Fused when no hook watches the modules (values and gradients are unchanged):
-    Conv2d -> ReLU -> MaxPool2d(2) (the direct convolution pools as it computes, see
-    ``F.conv._conv2d_relu_max_pool2d``) and ReLU -> MaxPool2d (ReLU commutes with the
-    max, so it runs on the pooled tensor, see ``F.pool._relu_max_pool2d``).
-    """
-    block = modules[index : index + 3]
-    kinds = tuple(type(m) for m in block)
-    unhooked = not any(m._forward_hooks for m in block)
-    if kinds == (Conv2d, ReLU, MaxPool2d) and unhooked and block[2]._is_2x2_tiles():
-        return block[0]._forward_relu_max_pool2d(input), index + 3
-    if kinds[:2] == (ReLU, MaxPool2d) and not any(m._forward_hooks for m in block[:2]):
-        return block[1]._forward_after_relu(input), index + 2
-    return block[0](input), index + 1
 
 
 def _check_module(module: Any, name: str) -> Module:

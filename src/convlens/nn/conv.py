@@ -161,11 +161,6 @@ class Conv2d(_ConvNd):
 
     _dims = 2
 
-    def _forward_relu_max_pool2d(self, input: Any) -> Tensor:  # noqa: A002
-        """``max_pool2d(relu(self(input)), 2)`` in one op (``Sequential`` fuses Conv2d, ReLU, MaxPool2d)."""
-        args = (self.stride, self.padding, self.dilation, self.groups, self.padding_mode)
-        return F.conv._conv2d_relu_max_pool2d(input, self.weight, self.bias, *args)
-
 
 class Conv3d(_ConvNd):
     """3-D convolution layer: input (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out).

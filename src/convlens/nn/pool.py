@@ -96,19 +96,13 @@ class MaxPool2d(_MaxPoolNd):
     _dims = 2
 
     def _is_2x2_tiles(self) -> bool:
-        """Plain 2x2 windows at stride 2 (what ``Sequential`` may fuse into the convolution before)."""
+        """Plain 2x2 windows at stride 2 (what ``nn.fuse`` may fuse into the convolution before)."""
         as_pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
         return (
             as_pair(self.kernel_size) == as_pair(self.stride) == (2, 2)
             and as_pair(self.padding) == (0, 0)
             and as_pair(self.dilation) == (1, 1)
             and not self.ceil_mode
-        )
-
-    def _forward_after_relu(self, input: Any) -> Tensor:  # noqa: A002
-        """``self(relu(input))`` in one op (``Sequential`` fuses ReLU -> MaxPool2d)."""
-        return F.pool._relu_max_pool2d(
-            input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode
         )
 
 

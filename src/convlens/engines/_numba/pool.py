@@ -1,18 +1,16 @@
-"""numba kernels for tiled 2-D pooling (kernel == stride, no padding, dilation 1).
+"""numba kernels of the tiled 2-D pooling engine (kernel == stride, no padding, dilation 1).
 
-Imported only when ``cl.backend.use_numba()`` is true and a tiled 2-D pool runs
-(never by ``import convlens``). Serial (``parallel=False``) like every kernel
-here: the GEMMs own the threads. Cached on disk (``cache=True``).
+Imported by ``engines/pool_tiles.py`` when that engine runs, never by
+``import convlens``. Serial (``parallel=False``) like every kernel here: the
+GEMMs own the threads. Cached on disk (``cache=True``).
 
 Arrays are 4-D ``(N, H, W, C)`` C-contiguous: the NHWC memory of a channels-last
-activation (what convolutions produce). Standard NCHW tensors stay on the NumPy
-path: with planes as the inner loop these kernels measured slower than NumPy's
-strided ``np.maximum``. One pass reads each input element once and writes each
-output once; the max pool keeps the winning tap (0 .. kh*kw-1, row-major) as
-uint8, scanned with PyTorch's rule ``v > best or isnan(v)`` (first maximum wins,
-a NaN always replaces the running maximum). ``relu`` fuses a following ReLU:
-it commutes with the max, so it runs on the 4x smaller output, and its
-backward mask is ``out > 0``.
+activation (what convolutions produce). One pass reads each input element once
+and writes each output once; the max pool keeps the winning tap (0 .. kh*kw-1,
+row-major) as uint8, scanned with PyTorch's rule ``v > best or isnan(v)`` (first
+maximum wins, a NaN always replaces the running maximum). ``relu`` fuses a
+following ReLU: it commutes with the max, so it runs on the smaller output, and
+its backward mask is ``out > 0``.
 """
 
 from __future__ import annotations
@@ -82,8 +80,8 @@ def max_pool_forward_2x2(x, relu, out, arg):  # pragma: no cover - compiled
     """``max_pool_forward`` for 2x2 tiles: the four taps in registers, one store each.
 
     The generic kernel keeps the running maximum in ``out`` and loops over a channel
-    axis that is too short to vectorise when C is small (C = 6: 3x slower per
-    element than C = 16); here each output is one straight-line select chain.
+    axis that is too short to vectorise when C is small; here each output is one
+    straight-line select chain.
     """
     batch, ho, wo, channels = out.shape
     for b in range(batch):
@@ -113,8 +111,8 @@ def max_pool_forward_2x2(x, relu, out, arg):  # pragma: no cover - compiled
 def max_pool_backward_2x2(grad, arg, out, relu, dx):  # pragma: no cover - compiled
     """``max_pool_backward`` for 2x2 tiles, one output element at a time (all four taps).
 
-    Faster than the generic kernel when the channel axis is short (C < 16); the
-    generic one wins when C fills a vector register.
+    Faster than the generic kernel when the channel axis is short; the generic
+    one wins when C fills a vector register (``TUNING.pool_per_element_below``).
     """
     batch, ho, wo, channels = grad.shape
     for b in range(batch):

@@ -1,14 +1,14 @@
-"""numba kernels of the convolution: col2im for the column layouts, and a direct convolution.
+"""numba kernels of the convolution engines: col2im for the column layouts, and a direct convolution.
 
-Measured on this machine: NumPy's own strided copy already does im2col well,
-but col2im with few channels is a sum of many short strided adds, where a
-compiled loop is ~3.5x faster (LeNet's second layer: 0.33 ms against 1.2 ms).
+NumPy's own strided copy already does im2col well, but col2im with few channels is
+a sum of many short strided adds, where a compiled loop is much faster
+(docs/performance.md).
 
 The kernel scatters into a zeroed, C-contiguous, padded gradient
 ``(C, N, H_p, W_p)`` (channel-first-then-batch, like NumPy's ``_col2im``):
 each inner loop adds one contiguous run of a column row into one image row,
 so LLVM vectorises it. Contiguous array types matter: a strided ('A' layout)
-argument made the same loop 3-4x slower.
+argument makes the same loop several times slower.
 """
 
 from __future__ import annotations
@@ -48,8 +48,7 @@ def col2im_batch_inner(dcols, kh, kw, sh, sw, dh, dw, ho, wo, first_row, dx):
     Batch-inner columns of output rows ``first_row .. first_row + ho - 1`` (a chunk):
     ``dcols`` is ``(C * kh * kw, ho * wo * N)`` and ``dx`` the whole padded gradient
     ``(C, H_p, W_p, N)``, both C-contiguous. Each inner loop adds a run of ``N``
-    contiguous cells (LeNet's second layer: one GEMM plus this, 0.38 ms, against
-    0.84 ms for 25 per-tap GEMMs and NumPy adds).
+    contiguous cells.
     """
     channels, batch = dx.shape[0], dx.shape[3]
     for c in range(channels):
@@ -88,22 +87,22 @@ def col2im_channel_minor(dcols, kh, kw, sh, sw, dh, dw, ho, wo, dx):
 
 # Direct (column-free) convolution for few input channels, stride 1.
 #
-# With one input channel im2col copies every input cell K times (LeNet's first
-# layer: 25x, 5 MB of columns for a batch of 64) and the GEMM then streams the
-# copy back; here the input is read in place. Each padded image is flattened
-# row by row with its padded width ``wp``, so tap ``(i, j)`` of output ``q =
-# y * wp + x`` is input ``q + dh*i*wp + dw*j``: every tap is one contiguous
+# With one input channel im2col copies every input cell K times (25 for a 5x5
+# kernel) and the GEMM then streams the copy back; here the input is read in
+# place. Each padded image is flattened row by row with its padded width ``wp``,
+# so tap ``(i, j)`` of output ``q = y * wp + x`` is input ``q + dh*i*wp + dw*j``:
+# every tap is one contiguous
 # axpy (or dot) of length ``ho * wp`` that LLVM vectorises. The ``wp - wo``
 # columns past each output row are computed and dropped (forward), or carry a
 # zero gradient (backward).
 #
-# Two details made these loops 2-3x faster on LeNet's first layer (measured):
+# Two details make these loops several times faster (docs/performance.md):
 # - slicing before indexing: an index of unknown sign (``q + offset``) makes
 #   numba emit a wrap-around check per element that stops vectorisation;
 # - several output channels per pass over a tap (3 in the forward and the input
 #   gradient, 6 in the weight gradient), so each input load feeds several FMAs.
 #   The caller pads the output channels to a multiple of the block with zero
-#   weights (``block_padded``), which keeps the loops free of remainders.
+#   weights (``direct.block_padded``), which keeps the loops free of remainders.
 FORWARD_BLOCK = 3
 WEIGHT_GRAD_BLOCK = 6
 
@@ -113,7 +112,7 @@ def _accumulate_block(xf, w, b, n, o, dh, dw, wp, acc):
     """``acc[k, q]`` = output channel ``o + k`` (k < 3) of sample ``n`` at flat position ``q``.
 
     Taps go two at a time along a kernel row (j, j + 1), so each pass over ``acc``
-    does twice the FMAs per load and store (22% faster on LeNet's first layer).
+    does twice the FMAs per load and store.
     """
     channels, kh, kw, span = w.shape[1], w.shape[2], w.shape[3], acc.shape[1]
     a0, a1, a2 = acc[0], acc[1], acc[2]
@@ -191,8 +190,8 @@ def direct_forward_relu_pool(xf, w, b, dh, dw, wp, ho, out, arg):
 
 
 # 2x2 max pooling in two stages, rule-exact: the first stage runs on contiguous rows
-# (LLVM vectorises it) and leaves a quarter of the branch-free selects to the second;
-# one scalar pass over the four taps measured 1.8x slower for LeNet's first layer.
+# (LLVM vectorises it) and leaves a quarter of the branch-free selects to the second,
+# which beats one scalar pass over the four taps.
 @numba.njit(**_JIT)
 def _column_max(top, bottom, column_max, column_tap):
     """Per column: the top tap (0) unless the bottom one (2) is larger or NaN, as PyTorch's scan."""
