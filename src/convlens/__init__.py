@@ -6,7 +6,7 @@
 The reading order of the package, module by module, is in ``docs/READING.md``.
 """
 
-from . import backend, data, filters, functional, images, interop, models, nn, onnx, optim, signal, train, viz
+from . import backend, data, filters, functional, images, models, nn, optim, signal, train, viz
 from ._version import __version__
 from .io import load, save
 from .nn.init import manual_seed
@@ -39,3 +39,14 @@ __all__ = [
     "train",
     "viz",
 ]
+
+# The doors to other engines load on first use: ``import convlens`` stays quick for the CLI.
+_LAZY = ("interop", "onnx")
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'convlens' has no attribute {name!r}")

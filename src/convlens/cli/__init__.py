@@ -1,4 +1,4 @@
-"""The ``convlens`` command: train, evaluate, predict, summary, filter, visualize, serve.
+"""The ``convlens`` command: train, evaluate, predict, summary, filter, visualize, serve, export.
 
 ``convlens train`` with no arguments is the main job: the modern LeNet-5 on the
 best data set found (full MNIST or Fashion-MNIST where present, otherwise the
@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import evaluate, filter, predict, serve, summary, train, visualize  # noqa: A004 - named as the commands
-from ._common import PROG, CLIError, Parser
+from . import evaluate, export, filter, predict, serve, summary, train, visualize  # noqa: A004 - named as the commands
+from ._common import PROG, CLIError, Parser, warn
 
 __all__ = ["CLIError", "build_parser", "main"]
 
-COMMANDS = (train, evaluate, predict, summary, filter, visualize, serve)
+COMMANDS = (train, evaluate, predict, summary, filter, visualize, serve, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``convlens`` command; returns the exit status."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
         try:
@@ -63,8 +70,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except MemoryError:
         return _fail("out of memory; try a smaller --batch-size", 1)
+    except ImportError as error:  # an optional library is missing (Pillow, matplotlib, numba)
+        return _fail(_missing_library(error), 1)
     except OSError as error:
         return _fail(_os_message(error), 1)
+
+
+def _one_line_warning(message: Warning | str, category: type, *args: object, **kwargs: object) -> None:
+    warn(str(message))
+
+
+_EXTRAS = {"PIL": "pillow", "matplotlib": "matplotlib", "numba": "'convlens[fast]'"}
+
+
+def _missing_library(error: ImportError) -> str:
+    name = (error.name or "").split(".")[0]
+    if name in _EXTRAS:
+        return f"{error}; install it with: pip install {_EXTRAS[name]}"
+    return str(error)
 
 
 def _fail(message: str, code: int) -> int:
