@@ -164,3 +164,20 @@ def test_reference_backend_passes_the_oracle_tests():
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tests.parent, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"] if NUMBA else ["numpy"])
+def test_an_empty_batch_takes_the_reference_engine_and_forcing_says_why(backend):
+    rng = np.random.default_rng(7)
+    x, w = np.zeros((0, 1, 28, 28), F32), rng.standard_normal((6, 1, 5, 5)).astype(F32)
+    with cl.backend.use(backend):
+        assert chosen(x, w, padding=2) == [("conv", "reference")]
+        with (
+            cl.backend.force("direct" if backend == "numba" else "tap-major"),
+            pytest.raises(
+                ValueError, match=r"does not apply to empty arrays\. Received: \[\(0, 1, 28, 28\)\]"
+            ),
+        ):
+            F.conv2d(x, w, padding=2)
+    out = F.conv2d(cl.tensor(x, requires_grad=True), cl.tensor(w, requires_grad=True), padding=2)
+    assert out.shape == (0, 6, 28, 28)

@@ -182,6 +182,10 @@ def choose(family: str, op: str, *args: Any) -> Engine:
     candidates = _REGISTRY.get(family, [])
     if _forced is not None and any(e.name == _forced for e in candidates):
         engine = _check_forced(next(e for e in candidates if e.name == _forced), op, args)
+    elif _has_empty_array(args):
+        # Nothing to speed up, and the fast engines' memory layouts assume at least one
+        # sample: an empty batch always takes the reference engine.
+        engine = candidates[-1]
     else:
         backend = get_backend()
         engine = next(
@@ -192,9 +196,16 @@ def choose(family: str, op: str, *args: Any) -> Engine:
     return engine
 
 
+def _has_empty_array(args: tuple) -> bool:
+    return any(getattr(a, "size", None) == 0 for a in args)
+
+
 def _check_forced(engine: Engine, op: str, args: tuple) -> Engine:
     if engine.needs_numba and not numba_available():
         raise ValueError(f"{op}: engine {engine.name!r} needs numba: pip install 'convlens[fast]'")
+    if not engine.reference and _has_empty_array(args):
+        shapes = [a.shape for a in args if getattr(a, "size", None) == 0]
+        raise ValueError(f"{op}: engine {engine.name!r} does not apply to empty arrays. Received: {shapes}")
     reason = engine.why_not(*args)
     if reason is not None:
         raise ValueError(f"{op}: engine {engine.name!r} does not apply here: {reason}")

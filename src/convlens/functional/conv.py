@@ -317,13 +317,14 @@ def _col2im(
 
 def _as_rows(a: np.ndarray, groups: int) -> np.ndarray:
     """``(N, C, *S)`` as the GEMM operand ``(G, C/G, N * P)``: row c, column (n, position)."""
-    n, c = a.shape[0], a.shape[1]
-    return a.reshape(n, groups, c // groups, -1).transpose(1, 2, 0, 3).reshape(groups, c // groups, -1)
+    n, c, p = a.shape[0], a.shape[1], math.prod(a.shape[2:])
+    per_group = a.reshape(n, groups, c // groups, p).transpose(1, 2, 0, 3)
+    return per_group.reshape(groups, c // groups, n * p)
 
 
 def _from_rows(rows: np.ndarray, batch: int, size: Sequence[int]) -> np.ndarray:
     """Inverse of ``_as_rows``: ``(G, C/G, N * P)`` back to ``(N, C, *size)``."""
-    return rows.reshape(-1, batch, *size).swapaxes(0, 1)
+    return rows.reshape(rows.shape[0] * rows.shape[1], batch, *size).swapaxes(0, 1)
 
 
 def _weight_matrix(w: np.ndarray, groups: int) -> np.ndarray:
