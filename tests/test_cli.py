@@ -271,7 +271,7 @@ def test_filter_kernel_files_grid_and_bad_kernels(tmp_path, digits, capsys):
     assert main(["filter", str(source), "--kernel", str(text_kernel)]) == 0
     expected = cl.filters.apply(digits[0][0].astype(np.float32), "sharpen")
     np.testing.assert_array_equal(
-        np.asarray(Image.open(tmp_path / "digit_ridge.png")), filters.to_uint8(expected, False)
+        np.asarray(Image.open(tmp_path / "digit_ridge_txt.png")), filters.to_uint8(expected, False)
     )
     np.save(tmp_path / "k.npy", np.ones((2, 2)))
     assert (

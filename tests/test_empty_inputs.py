@@ -119,10 +119,6 @@ def test_a_loss_over_zero_classes_is_a_clear_error(op, shape, target):
 # ------------------------------------------------------------------------ training
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fix pending in train.py (owned by another helper): fit must refuse an empty loader",
-)
 @pytest.mark.parametrize("kind", ["DataLoader", "list", "iterator without len"])
 def test_fit_on_an_empty_dataset_is_refused_not_reported_as_loss_0(kind):
     model = cl.models.get("lenet5")

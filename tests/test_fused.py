@@ -233,3 +233,43 @@ def test_fused_model_trains_like_the_unfused_one(backend):
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
     for p, q in zip(models[0].parameters(), models[1].parameters(), strict=True):
         assert relative_error(p.data, q.data) < 1e-5
+
+
+def test_unfuse_gives_back_the_very_modules_and_parameters():
+    cl.manual_seed(3)
+    model = cl.models.lenet5()
+    before = [(name, type(m), m) for name, m in model.named_modules()]
+    params = [id(p) for p in model.parameters()]
+    nn.unfuse(nn.fuse(model))
+    assert [(name, type(m), m) for name, m in model.named_modules()] == before
+    assert [id(p) for p in model.parameters()] == params
+
+
+def test_fit_trains_fused_reports_it_and_hands_the_model_back_unfused():
+    rng = np.random.default_rng(11)
+    images = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
+    labels = rng.integers(0, 10, 64)
+    batches = [(images[i : i + 16], labels[i : i + 16]) for i in range(0, 64, 16)]
+    results = {}
+    for fuse in (False, True):
+        cl.manual_seed(5)
+        model = cl.models.lenet5()
+        lines: list[str] = []
+        with cl.backend.record() as ran:
+            history = cl.train.fit(
+                model,
+                batches,
+                optimizer=cl.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+                epochs=2,
+                progress=False,
+                verbose=True,
+                log=lines.append,
+                fuse=fuse,
+            )
+        assert nn.fused_blocks(model) == []  # handed back as given
+        assert ("conv_relu_max_pool2d" in {family for family, _ in ran}) is fuse
+        assert any("fused block" in line for line in lines) is fuse
+        results[fuse] = (history.train_loss[-1], model.state_dict())
+    assert results[True][0] == pytest.approx(results[False][0], rel=1e-5)
+    for key, value in results[False][1].items():
+        np.testing.assert_allclose(results[True][1][key], value, rtol=1e-4, atol=1e-6)

@@ -201,7 +201,7 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path):
     meta["weights"]["sha256"] = json.loads((tmp_path / "b.json").read_text())["weights"]["sha256"]
     (tmp_path / "a.json").write_text(json.dumps(meta))
     (tmp_path / "a.safetensors").write_bytes((tmp_path / "b.safetensors").read_bytes())
-    with pytest.raises(ValueError, match=r"a\.safetensors do not fit the model"):
+    with pytest.raises(ValueError, match=r"a\.safetensors.* do not fit the model"):
         cl.load(tmp_path / "a")
 
 
@@ -225,5 +225,5 @@ def test_newer_format_is_refused(tmp_path):
     meta["format_version"] = io.FORMAT_VERSION
     meta["model"] = {"class": "NoSuchLayer", "args": {}}
     files.meta.write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="cannot rebuild the model"):
+    with pytest.raises(ValueError, match="cannot rebuild the model|must be a layer class"):
         cl.load(files.meta)

@@ -661,6 +661,6 @@ class DataLoader:
 
 
 def _urlopen(url: str) -> Any:
-    import urllib.request  # lazy: ~17 ms of start-up (http, ssl, email) for a rare download
+    import urllib.request  # lazy: http, ssl and email cost start-up time, for a rare download
 
     return urllib.request.urlopen(url, timeout=_DOWNLOAD_TIMEOUT)

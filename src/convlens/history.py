@@ -39,6 +39,7 @@ class History:
 
     epochs: list[EpochRecord] = field(default_factory=list)
     interrupted: bool = False
+    stopped_by: str | None = None  # "SIGINT" or "SIGTERM" when a signal stopped the run
 
     def _column(self, name: str) -> list[Any]:
         return [getattr(record, name) for record in self.epochs]
@@ -71,13 +72,17 @@ class History:
         return len(self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epochs": [asdict(record) for record in self.epochs], "interrupted": self.interrupted}
+        state = {"epochs": [asdict(record) for record in self.epochs], "interrupted": self.interrupted}
+        if self.stopped_by is not None:
+            state["stopped_by"] = self.stopped_by
+        return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> History:
         return cls(
             [EpochRecord(**record) for record in state.get("epochs", [])],
             bool(state.get("interrupted", False)),
+            state.get("stopped_by"),
         )
 
     def save(self, path: str | os.PathLike) -> None:

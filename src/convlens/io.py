@@ -18,6 +18,20 @@ Every file is written atomically (a temp file in the same directory, then
 the array files, so a checkpoint interrupted mid-save, or half overwritten, is
 detected on load instead of silently mixing two states.
 
+A checkpoint saved again and again (``save(..., versioned=True)``, which every
+training checkpoint is) is kept as *generations* instead (:mod:`convlens.generations`):
+``run/lenet5.d/gen-000012/`` holds the three files, made current in one atomic step,
+and the previous generation stays until the next one is complete; a stop at any
+moment leaves a loadable checkpoint, and loading falls back to the previous
+generation, with a warning, if the current one is damaged. ``run/lenet5.safetensors``
+is then the current weights, for other tools; the path spellings above still name
+the checkpoint, and the plain three-file layout still loads.
+
+Nothing a file declares is trusted: the JSON is checked against the schema of the
+known models and settings (:mod:`convlens.config_schema`) before a model is built,
+and the tensor shapes a safetensors header declares against the model's
+(:mod:`convlens.tensor_header`) before a tensor is read.
+
 >>> import tempfile, os, convlens as cl
 >>> from convlens import nn
 >>> model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
@@ -56,8 +70,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import config_schema as schema
+from . import generations
 from ._version import __version__
 from .history import History
+from .tensor_header import check_tensors, expected_optimizer_tensors, read_safetensors_header
 
 __all__ = [
     "CHECKPOINT_KIND",
@@ -68,6 +85,7 @@ __all__ = [
     "load",
     "load_checkpoint",
     "load_into",
+    "resolve",
     "save",
     "save_checkpoint",
     "write_atomically",
@@ -131,12 +149,33 @@ def checkpoint_files(path: str | os.PathLike) -> CheckpointFiles:
     )
 
 
+def resolve(path: str | os.PathLike) -> CheckpointFiles:
+    """The files :func:`load` reads for ``path``: the current (or, with a
+    :class:`~convlens.generations.GenerationWarning`, the previous complete) generation's
+    when the checkpoint has generations, else the plain files :func:`checkpoint_files` names.
+
+    Raises:
+        convlens.generations.NoCompleteGenerationError: no generation is complete.
+    """
+    files = checkpoint_files(path)
+    store = generations.store_for(_base(files))
+    if not store.is_dir():
+        return files
+    return checkpoint_files(generations.choose(store) / _base(files).name)
+
+
+def _base(files: CheckpointFiles) -> Path:
+    return files.meta.with_name(files.meta.name[: -len(".json")])
+
+
 def save(
     model: Any,
     path: str | os.PathLike,
     config: dict[str, Any] | None = None,
     optimizer: Any = None,
     extra: dict[str, Any] | None = None,
+    *,
+    versioned: bool = False,
 ) -> CheckpointFiles:
     """Save ``model`` (weights + architecture), and optionally training state, at ``path``.
 
@@ -147,6 +186,8 @@ def save(
             ``load(..., with_optimizer=True).config``.
         optimizer: an optimizer whose ``state_dict()`` is saved for resuming.
         extra: any other JSON-able data (metrics, history).
+        versioned: write a new generation (see the module docstring), keeping the
+            previous one. A checkpoint that already has generations always gets a new one.
 
     Returns:
         The paths written.
@@ -169,20 +210,39 @@ def save(
         "extra": extra or {},
     }
     _to_json(meta)  # fail on a non-JSON config before anything is written
-    payload = _safetensors().save(weights, metadata={"producer": f"convlens {__version__}"})
-    write_atomically(files.weights, payload)
-    meta["weights"] = {"file": files.weights.name, "sha256": hashlib.sha256(payload).hexdigest()}
+    payloads = {
+        files.weights.name: _safetensors().save(weights, metadata={"producer": f"convlens {__version__}"})
+    }
+    meta["weights"] = {"file": files.weights.name, "sha256": _sha256(payloads[files.weights.name])}
     if optimizer is not None:
         arrays, meta["optimizer"] = _split_optimizer_state(optimizer)
-        payload = _safetensors().save(arrays)
-        write_atomically(files.optimizer, payload)
+        payloads[files.optimizer.name] = _safetensors().save(arrays)
         meta["optimizer"]["file"] = files.optimizer.name
-        meta["optimizer"]["sha256"] = hashlib.sha256(payload).hexdigest()
-    write_atomically(files.meta, _to_json(meta).encode())
+        meta["optimizer"]["sha256"] = _sha256(payloads[files.optimizer.name])
+    payloads[files.meta.name] = _to_json(meta).encode()
+    store = generations.store_for(_base(files))
+    if versioned or store.is_dir():
+        return _save_generation(files, store, payloads)
+    for name, payload in payloads.items():  # arrays first, the JSON that vouches for them last
+        write_atomically(files.meta.with_name(name), payload)
     if optimizer is None:  # a stale optimizer file from an earlier save would mislead
         with contextlib.suppress(FileNotFoundError):
             files.optimizer.unlink()
     return files
+
+
+def _save_generation(files: CheckpointFiles, store: Path, payloads: dict[str, bytes]) -> CheckpointFiles:
+    """Write ``payloads`` as a new generation; keep ``files.weights`` as the current weights."""
+    generation = generations.write(store, payloads)
+    generations.link_atomically(generation / files.weights.name, files.weights)
+    for stale in (files.meta, files.optimizer):  # a plain layout's files, now superseded
+        with contextlib.suppress(FileNotFoundError):
+            stale.unlink()
+    return checkpoint_files(generation / _base(files).name)
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 def load(path: str | os.PathLike, with_optimizer: bool = False) -> Any:
@@ -198,7 +258,7 @@ def load(path: str | os.PathLike, with_optimizer: bool = False) -> Any:
     """
     from . import nn
 
-    files = checkpoint_files(path)
+    files = resolve(path)
     meta = _read_meta(files)
     try:
         model = nn.from_config(meta["model"])
@@ -223,7 +283,7 @@ def load_into(model: Any, path: str | os.PathLike, optimizer: Any = None) -> Che
     Returns:
         The :class:`Checkpoint` (with ``model=None``; the config tells where to resume).
     """
-    files = checkpoint_files(path)
+    files = resolve(path)
     meta = _read_meta(files)
     saved, current = meta["model"], json.loads(_to_json(model.get_config()))
     if saved != current:
@@ -232,7 +292,8 @@ def load_into(model: Any, path: str | os.PathLike, optimizer: Any = None) -> Che
             f"{_describe(current)}. Received: first difference at {_first_difference(saved, current)}"
         )
     _load_weights(model, files, meta)
-    checkpoint = _checkpoint(None, files, meta)
+    checkpoint = _checkpoint(model, files, meta)
+    checkpoint.model = None
     if optimizer is not None:
         if checkpoint.optimizer_state is None:
             raise ValueError(
@@ -294,7 +355,9 @@ def save_checkpoint(
     config: dict[str, Any] | None = None,
     partial: dict[str, Any] | None = None,
 ) -> Path:
-    """Write weights, architecture, optimizer/scheduler state and the epoch counter (:func:`save`).
+    """Write weights, architecture, optimizer/scheduler state and the epoch counter as a new
+    generation (:func:`save` with ``versioned=True``: the previous checkpoint stays until this
+    one is complete).
 
     ``epoch``/``step`` say where training stands: ``step`` batches of epoch
     ``epoch`` (0-based) are done; ``step == 0`` means the epoch has not started.
@@ -311,7 +374,14 @@ def save_checkpoint(
     if scheduler is not None and hasattr(scheduler, "state_dict"):
         extra["scheduler"] = scheduler.state_dict()
     path = Path(path)
-    save(model, path, config=_plain_json(config or {}), optimizer=optimizer, extra=_plain_json(extra))
+    save(
+        model,
+        path,
+        config=_plain_json(config or {}),
+        optimizer=optimizer,
+        extra=_plain_json(extra),
+        versioned=True,
+    )
     return path
 
 
@@ -333,6 +403,7 @@ def load_checkpoint(path: str | os.PathLike, model: Any = None, optimizer: Any =
         if optimizer is not None and checkpoint.optimizer_state is not None:
             optimizer.load_state_dict(checkpoint.optimizer_state)
     extra = dict(checkpoint.extra or {})
+    schema.check_progress(extra, _where(checkpoint.files.meta))  # also for checkpoints of cl.save
     return {
         "model": checkpoint.model,
         "optimizer_state": checkpoint.optimizer_state,
@@ -404,41 +475,80 @@ def _split_optimizer_state(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[
 
 
 def _read_meta(files: CheckpointFiles) -> dict[str, Any]:
+    """The checkpoint's JSON, its size bounded and its model checked against the schema."""
     if not files.meta.is_file():
         raise FileNotFoundError(f"load: checkpoint file not found. Received: path={str(files.meta)!r}")
-    try:
-        meta = json.loads(files.meta.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    where = _where(files.meta)
+    size = files.meta.stat().st_size
+    if size > schema.MAX_META_BYTES:
         raise ValueError(
-            f"load: {files.meta} is not valid JSON: the checkpoint is corrupt. Received: {error}"
+            f"load: {where} is {size:,} bytes, more than a checkpoint's JSON may be "
+            f"({schema.MAX_META_BYTES:,}). Received: path={str(files.meta)!r}"
+        )
+    try:
+        meta = json.loads(files.meta.read_bytes())
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: JSONDecodeError
+        reason = str(error) if not isinstance(error, RecursionError) else "nested too deeply"
+        raise ValueError(
+            f"load: {where} is not valid JSON: the checkpoint is corrupt. Received: {reason[:120]}"
         ) from None
     if (
         not isinstance(meta, dict)
         or meta.get("format") != FORMAT
         or "model" not in meta
-        or "weights" not in meta
+        or not isinstance(meta.get("weights"), dict)
     ):
         raise ValueError(
-            f"load: {files.meta} is not a convlens checkpoint (it needs format, model and weights entries). "
+            f"load: {where} is not a convlens checkpoint (it needs format, model and weights entries). "
             f"Received: {_keys(meta)}"
         )
-    if meta.get("format_version", 0) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
-            f"load: {files.meta} has format_version {meta['format_version']}, newer than this convlens "
-            f"reads ({FORMAT_VERSION}); upgrade convlens. Received: format_version={meta['format_version']}"
+            f"load: {where} has format_version {version!r}, not one this convlens reads "
+            f"({FORMAT_VERSION}); upgrade convlens. Received: format_version={version!r}"
         )
+    for name in ("config", "extra"):
+        if not isinstance(meta.get(name, {}), dict):
+            raise ValueError(
+                f"load: {where}: {name} must be a JSON object. Received: {name}={meta[name]!r:.60}"
+            )
+    architecture = schema.check_architecture(meta["model"], where)  # before anything is built
+    if meta.get("extra", {}).get("kind") == CHECKPOINT_KIND:
+        _check_training(meta, architecture, where)
     return meta
 
 
-def _read_arrays(path: Path, sha256: str | None) -> dict[str, np.ndarray]:
+def _check_training(meta: dict[str, Any], architecture: schema.Architecture, where: str) -> None:
+    """A training checkpoint's settings and progress (``convlens train`` reads them back)."""
+    config = schema.check_training_config(meta.get("config", {}), where, outputs=architecture.outputs)
+    epochs = config.get("epochs")
+    schema.check_progress(meta["extra"], where, epochs=epochs if isinstance(epochs, int) else None)
+
+
+def _where(path: Path) -> str:
+    """``gen-000012/checkpoint.json``: short, and says which generation."""
+    return f"{path.parent.name}/{path.name}"
+
+
+def _read_payload(path: Path, sha256: Any) -> bytes:
     if not path.is_file():
         raise FileNotFoundError(f"load: checkpoint file not found. Received: path={str(path)!r}")
     payload = path.read_bytes()
-    if sha256 is not None and hashlib.sha256(payload).hexdigest() != sha256:
+    if sha256 is not None and _sha256(payload) != sha256:
         raise ValueError(
             f"load: {path} does not match the checksum recorded in its .json: the file is corrupt, "
-            f"truncated, or from another save. Received: sha256={hashlib.sha256(payload).hexdigest()[:16]}..."
+            f"truncated, or from another save. Received: sha256={_sha256(payload)[:16]}..."
         )
+    return payload
+
+
+def _read_arrays(path: Path, sha256: Any, expected: Any) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file whose header declares exactly ``expected(declared)``
+    (name -> shape), checked before any tensor is read."""
+    payload = _read_payload(path, sha256)
+    declared = read_safetensors_header(payload, _where(path))
+    check_tensors(declared, expected(declared), _where(path))
     try:
         return _safetensors().load(payload)
     except Exception as error:  # safetensors raises its own SafetensorError
@@ -446,7 +556,8 @@ def _read_arrays(path: Path, sha256: str | None) -> dict[str, np.ndarray]:
 
 
 def _load_weights(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> None:
-    weights = _read_arrays(files.weights, meta["weights"].get("sha256"))
+    shapes = {key: tuple(np.shape(_array(value))) for key, value in model.state_dict().items()}
+    weights = _read_arrays(files.weights, meta["weights"].get("sha256"), lambda declared: shapes)
     try:
         model.load_state_dict(weights)
     except (RuntimeError, ValueError, KeyError) as error:
@@ -459,8 +570,14 @@ def _checkpoint(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> Che
     saved = meta.get("optimizer")
     optimizer_state = None
     if saved is not None:
-        arrays = _read_arrays(files.optimizer, saved.get("sha256"))
-        state: dict[int, dict[str, Any]] = {int(i): dict(s) for i, s in saved["state"].items()}
+        shapes = [tuple(p.shape) for p in model.parameters()]
+        schema.check_optimizer_meta(saved, len(shapes), _where(files.meta))
+        arrays = _read_arrays(
+            files.optimizer,
+            saved.get("sha256"),
+            lambda declared: expected_optimizer_tensors(declared, shapes),
+        )
+        state: dict[int, dict[str, Any]] = {int(i): dict(s) for i, s in saved.get("state", {}).items()}
         for key, value in arrays.items():
             _, index, name = key.split(".", 2)
             state.setdefault(int(index), {})[name] = value
@@ -472,7 +589,7 @@ def _checkpoint(model: Any, files: CheckpointFiles, meta: dict[str, Any]) -> Che
         optimizer_type=None if saved is None else saved.get("type"),
         extra=meta.get("extra", {}),
         architecture=meta["model"],
-        convlens_version=meta.get("convlens_version", "unknown"),
+        convlens_version=str(meta.get("convlens_version", "unknown")),
         files=files,
     )
 

@@ -20,9 +20,17 @@
 ``fit`` runs ``epochs`` passes over ``train_loader`` (each batch: forward, loss,
 backward, ``optimizer.step()``), then validates on ``val_loader`` with
 ``model.eval()`` under ``cl.no_grad()``. It returns a :class:`History` (one record
-per epoch, JSON-able). A non-finite loss raises :class:`TrainingDivergedError`;
-Ctrl-C (``KeyboardInterrupt``) saves a checkpoint (when ``checkpoint_path`` is
-given) and returns the history so far with ``history.interrupted = True``.
+per epoch, JSON-able). A non-finite loss raises :class:`TrainingDivergedError`.
+
+Stopping: SIGINT (Ctrl-C) and SIGTERM, while ``fit`` runs in the main thread, do
+not interrupt what is in progress: ``fit`` finishes the batch (or the checkpoint
+write) it is in, saves a checkpoint at that step (when ``checkpoint_path`` is
+given) and returns the history so far with ``history.interrupted = True`` and
+``history.stopped_by = "SIGINT"`` or ``"SIGTERM"``. A second Ctrl-C stops at once
+(the previous checkpoint stays, see :mod:`convlens.generations`); a
+``KeyboardInterrupt`` raised by a callback behaves like the first. SIGKILL cannot
+be caught: the last complete checkpoint is what remains, so ``checkpoint_every``
+bounds what it can cost.
 
 Reproducibility: the same seed gives the same losses, bit for bit. The model's
 initialisation is seeded by whoever builds it (``nn.init.manual_seed``); the
@@ -46,7 +54,9 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -220,8 +230,10 @@ def fit(
     verbose: bool = False,
     log: Callable[[str], None] = print,
     checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
     resume: str | os.PathLike | dict[str, Any] | None = None,
     config: dict[str, Any] | None = None,
+    fuse: bool = False,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs (in total, counting resumed ones).
 
@@ -237,27 +249,136 @@ def fit(
         callbacks: :class:`Callback` objects.
         progress: show a tqdm bar (only when stderr is a terminal).
         verbose: ``log`` one line per epoch.
-        checkpoint_path: written after every epoch and on Ctrl-C.
+        checkpoint_path: written after every epoch and when stopped by a signal.
+        checkpoint_every: also written every this many batches (None: at epoch ends only).
         resume: a checkpoint path (or a :func:`load_checkpoint` dict) to
             continue from: restores weights, optimizer and scheduler state,
             the epoch/step counter and the history.
         config: stored in the checkpoint (e.g. the CLI arguments).
+        fuse: train with ``model``'s Conv2d -> ReLU -> MaxPool2d blocks fused into
+            single ops (:func:`convlens.nn.fuse`: the same values and gradients,
+            faster), saying which when ``verbose``; the model is unfused again on return.
+            Checkpoints and ``state_dict`` keys are those of the unfused model.
 
     Returns:
-        The :class:`History`; ``history.interrupted`` is True after Ctrl-C.
+        The :class:`History`; ``history.interrupted`` is True after Ctrl-C or SIGTERM.
 
     Raises:
         TrainingDivergedError: the loss became NaN or infinite.
+        ValueError: ``train_loader`` yields no batch.
     """
     if epochs < 0:
         raise ValueError(f"fit: epochs must be non-negative. Received: epochs={epochs}")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+        raise ValueError(
+            "fit: checkpoint_every must be a positive int or None. "
+            f"Received: checkpoint_every={checkpoint_every!r}"
+        )
+    fused_here = fuse and _fuse(model, log if verbose else None)
+    try:
+        with _StopOnSignal() as stop:
+            return _fit_loop(
+                model,
+                train_loader,
+                val_loader,
+                optimizer,
+                epochs,
+                scheduler,
+                loss_fn,
+                callbacks,
+                progress,
+                verbose,
+                log,
+                checkpoint_path,
+                checkpoint_every,
+                resume,
+                config,
+                stop,
+            )
+    finally:
+        if fused_here:  # hand the model back as it was given: hooks and pictures see every layer
+            from .nn import unfuse
+
+            unfuse(model)
+
+
+def _fuse(model: Any, log: Callable[[str], None] | None) -> bool:
+    """Fuse ``model`` unless it is fused already; True when this call fused it."""
+    from .nn import fuse, fused_blocks
+
+    if fused_blocks(model):
+        return False
+    names = fused_blocks(fuse(model))
+    if names and log is not None:
+        log(f"training with {len(names)} fused block(s) (nn.fuse; same results): {', '.join(names)}")
+    return True
+
+
+class _Stopped(KeyboardInterrupt):
+    """Raised at a batch boundary after SIGINT or SIGTERM (see :class:`_StopOnSignal`)."""
+
+
+class _StopOnSignal:
+    """While ``fit`` runs: SIGINT and SIGTERM are remembered, not raised where they land.
+
+    ``fit`` then stops at the next batch boundary, so no batch, optimizer step or
+    checkpoint write is cut in half. A second SIGINT raises ``KeyboardInterrupt`` at
+    once (stop now). Only the main thread can own signals; elsewhere this does nothing.
+    """
+
+    NAMES = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():
+            for name in self.NAMES:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, signal.SIG_DFL if previous is None else previous)
+
+    def _handle(self, number: int, frame: Any) -> None:
+        name = signal.Signals(number).name
+        if name == "SIGINT" and self.received == "SIGINT":
+            raise KeyboardInterrupt
+        self.received = self.received or name
+
+    def check(self) -> None:
+        if self.received is not None:
+            raise _Stopped
+
+
+def _fit_loop(
+    model: Any,
+    train_loader: Iterable,
+    val_loader: Iterable | None,
+    optimizer: Any,
+    epochs: int,
+    scheduler: Any,
+    loss_fn: LossFn | None,
+    callbacks: Sequence[Callback],
+    progress: bool,
+    verbose: bool,
+    log: Callable[[str], None],
+    checkpoint_path: str | os.PathLike | None,
+    checkpoint_every: int | None,
+    resume: str | os.PathLike | dict[str, Any] | None,
+    config: dict[str, Any] | None,
+    stop: _StopOnSignal,
+) -> History:
     loss_fn = loss_fn or default_loss(model)
     history, start_epoch, partial = History(), 0, {}
     if resume is not None:
         saved = resume if isinstance(resume, dict) else load_checkpoint(resume)
         _restore(model, optimizer, scheduler, saved)
         history, start_epoch = saved["history"], saved["epoch"]
-        history.interrupted = False
+        history.interrupted, history.stopped_by = False, None
         partial = {**saved.get("partial", {}), "step": saved["step"]}
     state = FitState(model, optimizer, scheduler, history, epoch=start_epoch)
     state.global_step = start_epoch * (_safe_len(train_loader) or 0) + int(partial.get("step", 0))
@@ -276,6 +397,15 @@ def fit(
                 partial=state.partial() if step else None,
             )
 
+    def after_batch() -> None:
+        if checkpoint_every is not None and state.global_step % checkpoint_every == 0:
+            checkpoint(state.epoch, state.step)
+        stop.check()
+
+    def interrupted() -> History:
+        history.interrupted, history.stopped_by = True, stop.received
+        return history
+
     for epoch in range(start_epoch, epochs):
         state.epoch, state.step = epoch, int(partial.get("step", 0))
         state.loss_sum = float(partial.get("loss_sum", 0.0))
@@ -283,14 +413,15 @@ def fit(
         state.seconds = float(partial.get("seconds", 0.0))
         partial = {}
         try:
-            record = _train_epoch(model, train_loader, optimizer, loss_fn, state, callbacks, progress, epochs)
+            record = _train_epoch(
+                model, train_loader, optimizer, loss_fn, state, callbacks, progress, epochs, after_batch
+            )
             if val_loader is not None:
                 result = evaluate(model, val_loader, loss_fn=loss_fn)
                 record.val_loss, record.val_acc = result.loss, result.accuracy
         except KeyboardInterrupt:
             checkpoint(epoch, state.step)
-            history.interrupted = True
-            return history
+            return interrupted()
         if scheduler is not None:
             scheduler.step()
         history.epochs.append(record)
@@ -300,9 +431,9 @@ def fit(
         try:
             for callback in callbacks:
                 callback.on_epoch_end(state, record)
+            stop.check()  # a signal during validation or the epoch's checkpoint: that one is saved
         except KeyboardInterrupt:
-            history.interrupted = True
-            return history
+            return interrupted()
     return history
 
 
@@ -338,8 +469,10 @@ def _train_epoch(
     callbacks: Sequence[Callback],
     progress: bool,
     epochs: int,
+    after_batch: Callable[[], None] = lambda: None,
 ) -> EpochRecord:
-    """One pass over ``loader``, continuing after the ``state.step`` batches already done."""
+    """One pass over ``loader``, continuing after the ``state.step`` batches already done;
+    ``after_batch`` runs after every batch trained (checkpoints, stopping)."""
     epoch, skip = state.epoch, state.step
     model.train()
     _set_epoch(loader, epoch)
@@ -347,6 +480,7 @@ def _train_epoch(
         callback.on_epoch_start(state)
     start = time.perf_counter() - state.seconds
     bar = _progress_bar(_safe_len(loader), f"epoch {epoch + 1}/{epochs}", progress)
+    index = -1
     try:
         for index, batch in enumerate(loader):
             if index < skip:  # done before the resume; iterating replays the loader's random stream
@@ -372,8 +506,14 @@ def _train_epoch(
             bar.update(1)
             for callback in callbacks:
                 callback.on_batch_end(state, value)
+            after_batch()
     finally:
         bar.close()
+    if index < 0:
+        raise ValueError(
+            "fit: train_loader is empty: an epoch yielded no batch, so there is no loss to report. "
+            f"Received: train_loader={type(loader).__name__} of length {_safe_len(loader)}"
+        )
     seconds = time.perf_counter() - start
     seen = max(state.seen, 1)
     return EpochRecord(

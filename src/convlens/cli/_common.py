@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -22,6 +24,11 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CLIError(f"{message} (see '{self.prog} --help')", code=2)
+
+
+def warn(message: str) -> None:
+    """One line ``convlens: warning: ...`` on stderr: something the user should know, not an error."""
+    print(f"{PROG}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def plain(error: BaseException) -> str:
@@ -53,12 +60,38 @@ def positive_int(text: str) -> int:
     return value
 
 
+def int_between(low: int, high: int) -> Any:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {text!r}")
+        return value
+
+    return parse
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in [0, 1) (SGD's momentum)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
 def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0:
+    if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
 
@@ -86,11 +119,18 @@ def load_splits(name: str, data_dir: str | None, download: bool) -> tuple[Any, A
     """(train, test) of data set ``name``; any failure to find it is a CLIError."""
     from .. import data
 
+    check_data_dir(data_dir)
     try:
         loaded = data.load_dataset(name, root=data_dir, download=download)
     except (ValueError, KeyError, OSError, data.DownloadError) as error:
         raise CLIError(f"data set {name!r}: {plain(error)}") from None
     return loaded.train, loaded.test
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """A ``--data-dir`` that does not exist is a mistake, not a reason to look elsewhere."""
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise CLIError(f"--data-dir {data_dir} is not a directory")
 
 
 def model_names() -> list[str]:
@@ -114,13 +154,16 @@ def make_model(name: str, **kwargs: Any) -> Any:
 def read_checkpoint(path: str) -> dict[str, Any]:
     """:func:`convlens.io.load_checkpoint` of ``path`` (a file or a training output directory),
     plus ``"path"``: the file read. Every failure is a one-line CLIError."""
-    from .. import io
+    from .. import generations, io
 
-    if Path(path).is_dir() and not (Path(path) / io.CHECKPOINT_NAME).exists():
+    def found(files: io.CheckpointFiles) -> bool:
+        store = generations.store_for(files.meta.with_name(files.meta.name[: -len(".json")]))
+        return files.meta.exists() or files.weights.exists() or store.exists()
+
+    if Path(path).is_dir() and not found(io.checkpoint_files(Path(path) / io.CHECKPOINT_NAME)):
         raise CLIError(f"no {io.CHECKPOINT_NAME} in directory {path}")
     path = str(io.training_checkpoint(path))
-    files = io.checkpoint_files(path)
-    if not files.meta.exists() and not files.weights.exists():
+    if not found(io.checkpoint_files(path)):
         raise CLIError(f"checkpoint not found: {path}")
     try:
         return {**io.load_checkpoint(path), "path": path}

@@ -11,7 +11,7 @@ import numpy as np
 from .. import recipe
 from .. import train as training
 from ..images import normalization
-from ._common import add_data_options, load_splits, positive_int, read_checkpoint
+from ._common import add_data_options, load_splits, positive_int, read_checkpoint, warn
 
 
 def register(commands: Any) -> None:
@@ -36,6 +36,14 @@ def run(args: argparse.Namespace) -> int:
     pad = config.get("pad", recipe.padding_for(getattr(model, "input_shape", (1, 28, 28))))
     _, test_set = load_splits(dataset, args.data_dir, args.download)
     names = config.get("classes") or [str(name) for name in test_set.classes]
+    trained_on = config.get("dataset")
+    if trained_on and trained_on != dataset:
+        names = [str(name) for name in test_set.classes]  # the true labels are the test set's
+        if len(names) != len(config.get("classes") or names) or names != config.get("classes", names):
+            warn(
+                f"{args.checkpoint} was trained on {trained_on}, not {dataset}: its outputs are "
+                f"{trained_on}'s classes, so the accuracy below compares unrelated labels"
+            )
     loader = recipe.loader(test_set, args.batch_size, recipe.transform(mean, std, pad, False))
     result = training.evaluate(model, loader, num_classes=len(names))
     print(f"{args.checkpoint} on {dataset} (test, {result.count:,} images)")

@@ -60,10 +60,16 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CLIError(f"kernel {label}: {error}") from None
     edge = filters.shows_magnitude(kernel, label)
-    target = Path(args.output) if args.output else path.with_name(f"{path.stem}_{Path(label).stem}.png")
+    target = Path(args.output) if args.output else path.with_name(f"{path.stem}_{_label_for_name(label)}.png")
     _save(filters.to_uint8(np.asarray(response, np.float32), edge=edge), target)
     print(f"{label}: {path} -> {target}")
     return 0
+
+
+def _label_for_name(label: str) -> str:
+    """A kernel's part of the default output name: its name, or its file's name with the suffix
+    kept (``k.txt`` -> ``k_txt``), so ``k.txt`` and ``k.npy`` do not overwrite each other's result."""
+    return label if label in filters.KERNELS else Path(label).name.replace(".", "_")
 
 
 def _read(path: Path) -> np.ndarray:

@@ -12,7 +12,7 @@ import numpy as np
 from ..functional import softmax
 from ..images import IMAGE_SUFFIXES, model_input
 from ..tensor import Tensor, no_grad
-from ._common import CLIError, positive_int, read_checkpoint
+from ._common import CLIError, positive_int, read_checkpoint, warn
 
 
 def register(commands: Any) -> None:
@@ -33,12 +33,7 @@ def run(args: argparse.Namespace) -> int:
     state = read_checkpoint(args.checkpoint)
     model, config = state["model"], dict(state["config"])
     names = config.get("classes") or [str(i) for i in range(10)]
-    files = image_files(args.images)
-    input_shape = (1, *tuple(getattr(model, "input_shape", (1, 28, 28)))[-2:])
-    try:
-        batch = model_input(files, input_shape, config.get("mean"), config.get("std"), config.get("pad"))
-    except (ValueError, ImportError) as error:  # undecodable, blank, or no Pillow
-        raise CLIError(str(error)) from None
+    files, batch = _prepare(image_files(args.images), model, config)
     model.eval()
     with no_grad():
         probabilities = softmax(model(Tensor(batch)), dim=1).data
@@ -48,6 +43,37 @@ def run(args: argparse.Namespace) -> int:
         guesses = "  ".join(f"{names[c]} ({100 * p[c]:.1f}%)" for c in order)
         print(f"{str(path):<{width}}  {guesses}")
     return 0
+
+
+def _prepare(files: list[Path], model: Any, config: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
+    """The model's input for every picture that can be read; each other one is named and skipped."""
+    input_shape = (1, *tuple(getattr(model, "input_shape", (1, 28, 28)))[-2:])
+    kept, inputs = [], []
+    for path in files:
+        try:
+            inputs.append(
+                model_input([path], input_shape, config.get("mean"), config.get("std"), config.get("pad"))
+            )
+        except ImportError as error:  # no Pillow
+            raise CLIError(str(error)) from None
+        except ValueError as error:  # undecodable or blank: named, and the others still classified
+            reason = _reason(error)
+            if len(files) == 1:
+                raise CLIError(f"{path}: {reason}") from None
+            warn(f"skipped {path}: {reason}")
+            continue
+        kept.append(path)
+    if not kept:
+        raise CLIError(f"none of the {len(files)} images could be read")
+    return kept, np.concatenate(inputs)
+
+
+def _reason(error: ValueError) -> str:
+    """What is wrong, without the op and the echo: ``mnist_like: the image is blank (no ink
+    found). Received: ...`` -> ``the image is blank (no ink found)``."""
+    text = str(error).split(". Received:")[0]
+    op, _, rest = text.partition(" ")
+    return rest if op.endswith(":") and rest else text
 
 
 def image_files(items: Sequence[str]) -> list[Path]:

@@ -16,12 +16,16 @@ from typing import Any
 import numpy as np
 
 from .. import io, recipe
+from .. import resume as resuming
 from .. import train as training
 from ..nn.init import manual_seed
 from ._common import (
     PROG,
     CLIError,
     add_data_options,
+    check_data_dir,
+    fraction,
+    int_between,
     load_splits,
     make_model,
     model_names,
@@ -44,39 +48,34 @@ def register(commands: Any) -> None:
         "mnist-5k, with random shifts of up to 2 pixels); writes a checkpoint, config.json and "
         "history.json to --out.",
     )
+    # every default is None here, filled in by the recipe: so --resume can tell what was given
     p.add_argument(
         "--model",
-        default=defaults["model"],
-        help=f"one of {', '.join(model_names())} ('-' or '_' alike; default: %(default)s)",
+        help=f"one of {', '.join(model_names())} ('-' or '_' alike; default: {defaults['model']})",
     )
     add_data_options(p, defaults["dataset"])
+    p.set_defaults(dataset=None)
     p.add_argument("--epochs", type=positive_int, help="default: 10 (20 on mnist-5k)")
-    p.add_argument(
-        "--batch-size", type=positive_int, default=defaults["batch_size"], help="default: %(default)s"
-    )
-    p.add_argument(
-        "--optimizer", choices=["sgd", "adam"], default=defaults["optimizer"], help="default: %(default)s"
-    )
+    p.add_argument("--batch-size", type=int_between(1, 65536), help=f"default: {defaults['batch_size']}")
+    p.add_argument("--optimizer", choices=["sgd", "adam"], help=f"default: {defaults['optimizer']}")
     p.add_argument(
         "--lr",
         type=positive_float,
         help="learning rate (default: 0.02 for sgd, 0.001 for sgd on lenet5-classic, 0.001 for adam)",
     )
     p.add_argument(
-        "--momentum", type=float, default=defaults["momentum"], help="SGD momentum (default: %(default)s)"
+        "--momentum", type=fraction, help=f"SGD momentum, in [0, 1) (default: {defaults['momentum']})"
     )
     p.add_argument(
         "--schedule",
         choices=["cosine", "none"],
-        default=defaults["schedule"],
         help="learning-rate schedule over the epochs: cosine annealing to 0, or constant "
-        "(default: %(default)s)",
+        f"(default: {defaults['schedule']})",
     )
     p.add_argument(
         "--seed",
-        type=int,
-        default=defaults["seed"],
-        help="seeds initialisation, shuffling and augmentation (default: %(default)s)",
+        type=int_between(0, 2**32 - 1),
+        help=f"seeds initialisation, shuffling and augmentation (default: {defaults['seed']})",
     )
     p.add_argument(
         "--augment",
@@ -91,14 +90,39 @@ def register(commands: Any) -> None:
         help="train on the first N training images only (quick runs)",
     )
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<model>-<dataset>-<time>/)")
-    p.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint written by convlens train")
+    p.add_argument(
+        "--resume",
+        metavar="CKPT",
+        help="continue from a checkpoint written by convlens train (or its output directory); "
+        "--epochs extends the run, --lr and --momentum may change, the other settings may not",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        metavar="N",
+        help="also save a checkpoint every N batches (default: at the end of every epoch)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-fuse",
+        action="store_true",
+        help="run Conv2d -> ReLU -> MaxPool2d as three ops instead of one fused op (nn.fuse; same results)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    resumed = read_checkpoint(args.resume) if args.resume else None
-    config = _resumed_config(args, resumed) if resumed else _new_config(args)
+    check_data_dir(args.data_dir)
+    resumed = None
+    if args.resume:
+        plan = _resume_plan(args, read_checkpoint(args.resume))
+        for note in plan.notes:
+            print(note, flush=True)
+        if plan.finished:
+            return 0
+        config, resumed = plan.config, plan.state
+    else:
+        config = _new_config(args)
     if resumed is None:
         manual_seed(config["seed"])
         model = make_model(config["model"])
@@ -150,46 +174,46 @@ def run(args: argparse.Namespace) -> int:
                 verbose=True,
                 log=lambda line: print(line, flush=True),
                 checkpoint_path=checkpoint_path,
+                checkpoint_every=args.checkpoint_every,
                 resume=resumed,
                 config=config,
+                fuse=not args.no_fuse,
             )
     except training.TrainingDivergedError as error:
         raise CLIError(f"training diverged: {error}") from None
     history.save(out / "history.json")
     if history.interrupted:
         print(
-            f"{PROG}: interrupted; checkpoint saved to {checkpoint_path} "
-            f"(continue with: convlens train --resume {checkpoint_path})",
+            f"{PROG}: stopped by {history.stopped_by or 'Ctrl-C'}; checkpoint saved to {checkpoint_path} "
+            f"(continue with: convlens train --resume {out})",
             file=sys.stderr,
         )
-        return 130
+        return 143 if history.stopped_by == "SIGTERM" else 130
     _report(model, history, test_loader, config, out, len(test_set))
     return 0
 
 
+_SETTINGS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "schedule", "seed", "augment", "limit")
+
+
 def _new_config(args: argparse.Namespace) -> dict[str, Any]:
-    return recipe.new_config(
-        args.model,
-        recipe.resolve_dataset(args.dataset, args.data_dir),
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        schedule=args.schedule,
-        seed=args.seed,
-        augment=args.augment,
-        limit=args.limit,
-    )
+    given = {name: getattr(args, name) for name in _SETTINGS if getattr(args, name) is not None}
+    model = args.model or recipe.DEFAULTS["model"]
+    return recipe.new_config(model, recipe.resolve_dataset(args.dataset or "auto", args.data_dir), **given)
 
 
-def _resumed_config(args: argparse.Namespace, resumed: dict[str, Any]) -> dict[str, Any]:
-    config = dict(resumed["config"])
-    if not config.get("model"):
+def _resume_plan(args: argparse.Namespace, resumed: dict[str, Any]) -> resuming.Resumed:
+    """What the options given with ``--resume`` change (:mod:`convlens.resume`), or a one-line refusal."""
+    if not resumed["config"].get("model") or not resumed["config"].get("epochs"):
         raise CLIError(f"{args.resume}: not a checkpoint written by 'convlens train'")
-    if args.epochs:
-        config["epochs"] = args.epochs
-    return config
+    requested = {name: getattr(args, name) for name in _SETTINGS}
+    requested["model"] = args.model
+    if args.dataset is not None:
+        requested["dataset"] = recipe.resolve_dataset(args.dataset, args.data_dir)
+    try:
+        return resuming.plan(resumed, requested)
+    except resuming.ResumeError as error:
+        raise CLIError(str(error), code=2) from None
 
 
 def _output_directory(args: argparse.Namespace, config: dict[str, Any], resumed: Any) -> Path:

@@ -45,7 +45,7 @@ def output_size(
     ceil_mode: bool = False,
     padding_after: int | None = None,
 ) -> int:
-    """Length of a convolution/pooling output along one axis (LECTURE.md section 3).
+    """Length of a convolution or pooling output along one axis: the output-size formula.
 
     ``out = floor((n + p_before + p_after - dilation*(kernel-1) - 1) / stride) + 1``;
     with ``ceil_mode`` the division rounds up, but a window may not start in

@@ -22,7 +22,7 @@ from .activation import LogSoftmax, ReLU, ScaledTanh, Sigmoid, Softmax, Tanh
 from .container import Sequential
 from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
 from .dropout import Dropout
-from .fuse import fuse, fused_blocks
+from .fuse import fuse, fused_blocks, unfuse
 from .init import manual_seed
 from .linear import Flatten, Identity, Linear
 from .module import Module, Parameter, from_config
@@ -70,6 +70,7 @@ __all__ = [
     "from_config",
     "fuse",
     "fused_blocks",
+    "unfuse",
     "init",
     "manual_seed",
 ]

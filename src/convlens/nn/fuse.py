@@ -17,7 +17,7 @@ from .linear import Identity
 from .module import Module, Shape
 from .pool import MaxPool2d
 
-__all__ = ["ConvReLUMaxPool2d", "FusedAway", "ReLUMaxPool2d", "fuse", "fused_blocks"]
+__all__ = ["ConvReLUMaxPool2d", "FusedAway", "ReLUMaxPool2d", "fuse", "fused_blocks", "unfuse"]
 
 
 def fuse(model: Module) -> Module:
@@ -59,6 +59,25 @@ def fuse(model: Module) -> Module:
 def fused_blocks(model: Module) -> list[str]:
     """The names of the fused modules in ``model`` (``nn.fuse`` made them), in order."""
     return [name for name, m in model.named_modules() if isinstance(m, ConvReLUMaxPool2d | ReLUMaxPool2d)]
+
+
+def unfuse(model: Module) -> Module:
+    """Undo :func:`fuse` in place: every fused module gives back the modules it replaced
+    (the very same objects, so the Parameters are those of the fused model); returns ``model``.
+
+    >>> from convlens import nn
+    >>> model = nn.fuse(nn.Sequential(nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2)))
+    >>> [type(m).__name__ for m in nn.unfuse(model)]
+    ['Conv2d', 'ReLU', 'MaxPool2d']
+    """
+    for module in list(model.modules()):
+        if isinstance(module, Sequential):
+            for name, child in list(module._modules.items()):
+                if isinstance(child, ConvReLUMaxPool2d | ReLUMaxPool2d):
+                    module.add_module(name, child.unfused[0])
+                elif isinstance(child, FusedAway):
+                    module.add_module(name, child.original)
+    return model
 
 
 def _fuse_children(sequential: Sequential) -> None:
