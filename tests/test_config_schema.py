@@ -306,7 +306,7 @@ BAD_TRAINING = [
     ("model", "resnet", "model must be one of"),
     ("optimizer", "lbfgs", "optimizer must be one of 'sgd', 'adam'"),
     ("input_shape", [1, 0, 28], "input_shape[1] must be an int in [1, 4096]"),
-    ("input_shape", [1, 28], "input_shape must be [channels, height, width]"),
+    ("input_shape", [1, 28, 28, 28], "input_shape must be [channels, height, width]"),
     ("pad", -1, "pad must be an int in [0, 64]"),
     ("augment", 1, "augment must be true or false"),
     ("limit", 0, "limit must be an int"),
@@ -538,3 +538,58 @@ def test_any_model_under_the_limit_fits_a_checkpoint_file():
     from convlens import generations
 
     assert schema.MAX_PARAMETERS * 8 < generations.MAX_FILE_BYTES  # even in float64
+
+
+# ------------------------------------------------------------------- fuzzing the JSON configs
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+VALID_CONFIGS = [
+    models.get(name, **kwargs).get_config()
+    for name, kwargs in [("lenet5", {}), ("lenet5", {"variant": "classic"}), ("lecture_mlp", {})]
+]
+
+
+def _mutate(value, data, depth=0):
+    """``value`` with one node somewhere replaced by an arbitrary JSON value."""
+    if depth > 6 or not isinstance(value, dict | list) or not value or data.draw(st.integers(0, 3)) == 0:
+        return data.draw(JSON_VALUES)
+    if isinstance(value, dict):
+        key = data.draw(st.sampled_from(sorted(value)))
+        return {**value, key: _mutate(value[key], data, depth + 1)}
+    index = data.draw(st.integers(0, len(value) - 1))
+    return [*value[:index], _mutate(value[index], data, depth + 1), *value[index + 1 :]]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.data())
+def test_fuzzed_model_configs_are_checked_or_refused_in_one_line(data):
+    """A valid config with any one node replaced (or an arbitrary JSON value): the schema accepts
+    it and its parameter count is then bounded, or refuses it with one line; nothing else."""
+    config = data.draw(st.sampled_from(VALID_CONFIGS))
+    config = _mutate(config, data) if data.draw(st.booleans()) else data.draw(JSON_VALUES)
+    config = json.loads(json.dumps(config))  # what a file can hold
+    try:
+        architecture = schema.check_architecture(config)
+    except ConfigError as error:
+        assert "\n" not in str(error) and len(str(error)) < 1000
+        return
+    assert 0 <= architecture.parameters <= schema.MAX_PARAMETERS
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_fuzzed_training_progress_is_checked_or_refused_in_one_line(data):
+    base = {"epoch": 3, "step": 0, "history": {"epochs": []}}
+    extra = _mutate(base, data) if data.draw(st.booleans()) else data.draw(JSON_VALUES)
+    extra = json.loads(json.dumps(extra))
+    try:
+        schema.check_progress(extra)
+    except ConfigError as error:
+        assert "\n" not in str(error)
