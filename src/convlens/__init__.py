@@ -11,12 +11,13 @@ from ._version import __version__
 from .io import load, save
 from .nn.init import manual_seed
 from .summary import summary
-from .tensor import Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor
+from .tensor import Tensor, as_tensor, cat, enable_grad, is_grad_enabled, no_grad, tensor
 
 __all__ = [
     "Tensor",
     "__version__",
     "as_tensor",
+    "cat",
     "backend",
     "data",
     "enable_grad",

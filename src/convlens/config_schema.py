@@ -62,6 +62,7 @@ from ._checks import (
     is_int,
     text,
 )
+from .config_schema_tasks import TASK_FACTORIES, TASK_LAYERS
 
 __all__ = [
     "MAX_CLASSES",
@@ -158,12 +159,12 @@ def _conv(dims: int) -> Layer:
     )
 
 
-def _conv_transpose() -> Layer:
-    base = _conv(2)
+def _conv_transpose(dims: int) -> Layer:
+    base = _conv(dims)
     arguments = {
         **base.arguments,
-        "padding": Ints(2, 0, MAX_KERNEL),
-        "output_padding": Ints(2, 0, MAX_KERNEL),
+        "padding": Ints(dims, 0, MAX_KERNEL),
+        "output_padding": Ints(dims, 0, MAX_KERNEL),
     }
     del arguments["padding_mode"]
     return Layer(arguments, base.required, base.size)
@@ -239,7 +240,7 @@ LAYERS: dict[str, Layer] = {
     "Conv1d": _conv(1),
     "Conv2d": _conv(2),
     "Conv3d": _conv(3),
-    "ConvTranspose2d": _conv_transpose(),
+    **{f"ConvTranspose{d}d": _conv_transpose(d) for d in (1, 2, 3)},
     "Linear": Layer(
         {"in_features": Int(1, MAX_FEATURES), "out_features": Int(1, MAX_FEATURES), "bias": flag},
         ("in_features", "out_features"),
@@ -288,6 +289,7 @@ LAYERS: dict[str, Layer] = {
         lambda a: 60_000 + 84 * a.get("num_classes", 10),
         lambda a: a.get("num_classes", 10),
     ),
+    **{name: Layer(*spec) for name, spec in TASK_LAYERS.items()},
 }
 
 
@@ -324,6 +326,7 @@ FACTORIES: dict[str, Factory] = {
     "lecture_mlp": Factory(
         {"num_classes": _NUM_CLASSES}, lambda k: 1_020_300 + 101 * k.get("num_classes", 10)
     ),
+    **{name: Factory(*spec) for name, spec in TASK_FACTORIES.items()},
 }
 
 
@@ -434,7 +437,7 @@ class _Counter:
 
 
 # ------------------------------------------------------------------------ training config
-DATASETS = ("mnist", "fashion-mnist", "mnist-5k")  # convlens.data.DATASETS (not imported: no cycle)
+DATASETS = ("mnist", "fashion-mnist", "mnist-5k", "fsdd")  # convlens.data.DATASETS (not imported: no cycle)
 
 
 def _model_name(value: Any, where: str, path: str) -> str:
@@ -444,10 +447,11 @@ def _model_name(value: Any, where: str, path: str) -> str:
 
 
 def _input_shape(value: Any, where: str, path: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or len(value) != 3:
-        raise fail(where, path, "[channels, height, width]", value)
+    if not isinstance(value, list) or len(value) not in (2, 3):
+        raise fail(where, path, "[channels, height, width] or [channels, length]", value)
     channels = Int(1, MAX_CHANNELS)(value[0], where, f"{path}[0]")
-    return (channels, *(Int(1, MAX_SIDE)(v, where, f"{path}[{i}]") for i, v in enumerate(value[1:], 1)))
+    side = Int(1, MAX_SIDE if len(value) == 3 else MAX_FEATURES)
+    return (channels, *(side(v, where, f"{path}[{i}]") for i, v in enumerate(value[1:], 1)))
 
 
 def _classes(value: Any, where: str, path: str) -> list[str]:
@@ -459,6 +463,7 @@ def _classes(value: Any, where: str, path: str) -> list[str]:
 
 TRAINING_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
     "model": _model_name,
+    "task": Choice(("spoken-digits", "segment")),
     "dataset": Choice(DATASETS),
     "epochs": Int(1, MAX_EPOCHS),
     "batch_size": Int(1, MAX_BATCH),

@@ -1,4 +1,4 @@
-"""Data sets and batches: MNIST / Fashion-MNIST / mnist-5k, transforms, a DataLoader.
+"""Data sets and batches: MNIST / Fashion-MNIST / mnist-5k / FSDD, transforms, a DataLoader.
 
 The IDX files they are stored in are read by :mod:`convlens.idx` (``read_idx`` and
 ``write_idx`` are re-exported here).
@@ -16,6 +16,9 @@ Where a data set is looked for, in order (``load_dataset``):
 A data set directory holds the four IDX files of the original distribution,
 gzipped or not: ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``.
+
+``fsdd`` (spoken digits, :mod:`convlens.fsdd`) is a folder of WAV recordings instead,
+checked against the SHA-256 list the package carries; its "images" are waveforms (N, L).
 
 ``mnist-5k`` (5,000 real MNIST digits, 500 a class) ships inside the package and
 is always available; it is split 4,000 / 1,000 by a seeded stratified shuffle.
@@ -44,6 +47,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import fsdd
 from .idx import read_idx, read_idx_stream, write_idx
 from .io import open_temp_beside
 
@@ -164,6 +168,7 @@ DATASETS: dict[str, tuple[str, ...]] = {
         "Ankle boot",
     ),
     "mnist-5k": tuple(str(d) for d in range(10)),
+    "fsdd": fsdd.CLASSES,
 }
 
 _MNIST_5K_SEED = 0
@@ -181,7 +186,7 @@ class Dataset:
     """Images and labels of one split.
 
     Attributes:
-        images: uint8 ``(N, H, W)`` (or ``(N, C, H, W)``).
+        images: uint8 ``(N, H, W)`` (or ``(N, C, H, W)``), or float32 waveforms ``(N, L)``.
         labels: int64 ``(N,)``, values in ``range(len(classes))``.
         classes: class names, ``classes[label]``.
         name: the data set, e.g. ``"mnist"``.
@@ -197,9 +202,9 @@ class Dataset:
     source: str
 
     def __post_init__(self) -> None:
-        if self.images.ndim not in (3, 4):
+        if self.images.ndim not in (2, 3, 4):
             raise ValueError(
-                f"Dataset: images must be (N, H, W) or (N, C, H, W), got shape {self.images.shape}"
+                f"Dataset: images must be (N, L), (N, H, W) or (N, C, H, W), got shape {self.images.shape}"
                 f" from {self.source}"
             )
         if self.labels.shape != (len(self.images),):
@@ -254,6 +259,8 @@ def find_dataset(name: str, root: str | os.PathLike | None = None) -> Path | Non
     name = _canonical(name)
     if name == "mnist-5k":
         return Path(str(_packaged_mnist_5k()))
+    if name == "fsdd":
+        return fsdd.find_folder(search_dirs(name, root))
     return next((d for d in search_dirs(name, root) if _locate_files(d) is not None), None)
 
 
@@ -288,6 +295,8 @@ def load_dataset(
         raise ValueError(f"load_dataset: split must be None, 'train' or 'test'. Received: split={split!r}")
     if name == "mnist-5k":
         train, test = _load_mnist_5k()
+    elif name == "fsdd":
+        train, test = _load_fsdd(root, download)
     else:
         # a missing root is an error, except that download=True creates it
         search_root = None if download and root is not None and not Path(root).exists() else root
@@ -464,6 +473,27 @@ def _read_split(name: str, split: str, files: dict[str, Path]) -> Dataset:
     )
 
 
+def _load_fsdd(root: str | os.PathLike | None, download: bool) -> tuple[Dataset, Dataset]:
+    search_root = None if download and root is not None and not Path(root).exists() else root
+    folder = find_dataset("fsdd", search_root)
+    if folder is None:
+        if not download:
+            searched = ", ".join(str(d) for d in search_dirs("fsdd", root))
+            raise FileNotFoundError(f"fsdd not found in: {searched}; pass download=True or --download")
+        directory = Path(root) / "fsdd" if root is not None else cache_dir() / "fsdd"
+        try:
+            folder = fsdd.download(directory, urlopen=_urlopen)
+        except OSError as error:
+            if isinstance(error, fsdd.MissingFilesError):
+                raise
+            raise DownloadError(f"download_dataset: could not fetch {fsdd.RELEASE_URL}: {error}") from None
+    recordings = fsdd.read_folder(folder)
+    return tuple(  # type: ignore[return-value]
+        Dataset(part.waveforms, part.digits, fsdd.CLASSES, "fsdd", split, part.source)
+        for part, split in zip(recordings.official_split(), ("train", "test"), strict=True)
+    )
+
+
 def _packaged_mnist_5k() -> Any:
     import importlib.resources  # lazy: not needed at import time
 
@@ -568,7 +598,7 @@ class Compose:
 class DataLoader:
     """Iterate over ``(images, labels)`` batches of a data set.
 
-    ``images`` is float32 ``(B, C, H, W)``: uint8 pixels divided by 255 (as
+    ``images`` is float32 ``(B, C, H, W)`` (waveforms: ``(B, 1, L)``): uint8 pixels divided by 255 (as
     torchvision's ``ToTensor``), then ``transform``; ``labels`` is int64 ``(B,)``.
     The float32 copy of the whole data set is made once, on first use; a batch
     is gathered with one fancy index, never a loop over samples.
@@ -601,9 +631,11 @@ class DataLoader:
             raise ValueError(
                 f"DataLoader: batch_size must be a positive int. Received: batch_size={batch_size!r}"
             )
-        if images.ndim not in (3, 4):
-            raise ValueError(f"DataLoader: images must be (N, H, W) or (N, C, H, W), got {images.shape}")
-        if labels.shape != (len(images),):
+        if images.ndim not in (2, 3, 4):
+            raise ValueError(
+                f"DataLoader: images must be (N, L), (N, H, W) or (N, C, H, W), got {images.shape}"
+            )
+        if labels.ndim == 0 or len(labels) != len(images):
             raise ValueError(f"DataLoader: {len(images)} images but labels have shape {labels.shape}")
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")

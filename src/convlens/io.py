@@ -200,7 +200,8 @@ def save(
                 f"save: model must have {method}() (an nn.Module). Received: model of type "
                 f"{type(model).__name__}"
             )
-    weights = {key: np.ascontiguousarray(_array(value)) for key, value in model.state_dict().items()}
+    # order="C", not ascontiguousarray: that turns a 0-d buffer (num_batches_tracked) into shape (1,)
+    weights = {key: np.asarray(_array(value), order="C") for key, value in model.state_dict().items()}
     meta: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -464,7 +465,7 @@ def _split_optimizer_state(optimizer: Any) -> tuple[dict[str, np.ndarray], dict[
         scalars[str(index)] = {}
         for name, value in state.items():
             if isinstance(value, np.ndarray) or hasattr(value, "data"):
-                arrays[f"state.{index}.{name}"] = np.ascontiguousarray(_array(value))
+                arrays[f"state.{index}.{name}"] = np.asarray(_array(value), order="C")
             else:
                 scalars[str(index)][name] = value
     return arrays, {

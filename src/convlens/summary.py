@@ -53,6 +53,7 @@ class Summary:
     input_bytes: int
     activation_bytes: int  # float32 outputs of every row, batch of one (a forward pass keeps them)
     param_bytes: int
+    receptive_field: int | None = None  # input cells one output sees, from ``model.receptive_field()``
 
     @property
     def non_trainable_params(self) -> int:
@@ -89,6 +90,10 @@ class Summary:
             f"Total params: {self.total_params:,}",
             f"Trainable params: {self.trainable_params:,}",
             f"Non-trainable params: {self.non_trainable_params:,}",
+        ]
+        if self.receptive_field is not None:
+            out.append(f"Receptive field: {self.receptive_field:,} input samples")
+        out += [
             "-" * width,
             f"Input size (MB): {self.input_bytes / mb:.2f}",
             f"Forward activations size (MB, batch 1, float32): {self.activation_bytes / mb:.2f}",
@@ -207,4 +212,10 @@ def summary(model: Module, input_shape: Sequence[int] | str) -> Summary:
         math.prod(shape) * _FLOAT_BYTES,
         activations,
         total * _FLOAT_BYTES,
+        _receptive_field(model),
     )
+
+
+def _receptive_field(model: Module) -> int | None:
+    method = getattr(model, "receptive_field", None)
+    return int(method()) if callable(method) else None

@@ -578,6 +578,33 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return Tensor._from_op(out, (a, b), backward)
 
 
+def cat(tensors: Sequence[ArrayLike], dim: int = 0) -> Tensor:
+    """Join tensors along ``dim``, as ``torch.cat``; the gradient is split back along it.
+
+    Every shape must agree except along ``dim`` (U-Net joins skip connections this way).
+
+    >>> import convlens as cl
+    >>> cl.cat([cl.tensor([[1.0]]), cl.tensor([[2.0, 3.0]])], dim=1).numpy()
+    array([[1., 2., 3.]], dtype=float32)
+    """
+    parts = [as_tensor(t) for t in tensors]
+    if not parts:
+        raise ValueError("cat: needs at least one tensor. Received: tensors=[]")
+    axis = _normalize_dims(dim, parts[0].ndim)[0]
+    try:
+        out = np.concatenate([p.data for p in parts], axis=axis)
+    except ValueError:
+        shapes = [p.shape for p in parts]
+        message = f"cat: shapes must agree except along dim {dim}. Received: shapes={shapes}"
+        raise ValueError(message) from None
+    bounds = np.cumsum([p.shape[axis] for p in parts])[:-1]
+
+    def backward(g: np.ndarray) -> tuple[np.ndarray, ...]:
+        return tuple(np.split(g, bounds, axis=axis))
+
+    return Tensor._from_op(out, tuple(parts), backward)
+
+
 def _wrap(array: np.ndarray) -> Tensor:
     t = Tensor.__new__(Tensor)
     t.data, t.grad, t.requires_grad, t._parents, t._backward = array, None, False, (), None

@@ -138,7 +138,9 @@ def check_tensors(
             raise ConfigError(
                 f"{misfit} tensor {name!r} has shape {info.shape} but the model expects {tuple(shape)}"
             )
-        if info.dtype not in FLOAT_DTYPES:
+        # BatchNorm's step counter is the one integer buffer (int64, as PyTorch's)
+        counter = name.rsplit(".", 1)[-1] == "num_batches_tracked" and info.dtype == "I64"
+        if info.dtype not in FLOAT_DTYPES and not counter:
             raise ConfigError(
                 f"{misfit} tensor {name!r} is {info.dtype}; expected one of {', '.join(FLOAT_DTYPES)}"
             )

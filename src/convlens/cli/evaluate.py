@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import recipe
+from .. import recipe, tasks
 from .. import train as training
 from ..images import normalization
+from . import tasks as tasks_cli
 from ._common import add_data_options, load_splits, positive_int, read_checkpoint, warn
 
 
@@ -29,6 +30,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     state = read_checkpoint(args.checkpoint)
     model, config = state["model"], dict(state["config"])
+    if config.get("task") in tasks.TASKS:
+        return tasks_cli.evaluate(args, state)
     dataset = recipe.resolve_dataset(args.dataset or config.get("dataset") or "auto", args.data_dir)
     mean, std = config.get("mean"), config.get("std")
     if mean is None:

@@ -11,14 +11,17 @@ import numpy as np
 
 from ..functional import softmax
 from ..images import IMAGE_SUFFIXES, model_input
+from ..tasks import TASKS
 from ..tensor import Tensor, no_grad
+from . import tasks as tasks_cli
 from ._common import CLIError, positive_int, read_checkpoint, warn
 
 
 def register(commands: Any) -> None:
     p = commands.add_parser(
         "predict",
-        help="classify images (PNG/JPEG files or folders)",
+        help="classify images (PNG/JPEG files or folders); for a --task checkpoint: WAV files "
+        "(spoken digits) or 64x64 scenes (segment: writes NAME.mask.png)",
         description="Classify images. Each is converted as MNIST was made: grayscale, inverted if the "
         "background is light, cropped to the ink, longer side scaled to 20 px, centred by "
         "centre of mass in 28x28, then normalised as in training.",
@@ -32,6 +35,8 @@ def register(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     state = read_checkpoint(args.checkpoint)
     model, config = state["model"], dict(state["config"])
+    if config.get("task") in TASKS:
+        return tasks_cli.predict(args, state)
     names = config.get("classes") or [str(i) for i in range(10)]
     files, batch = _prepare(image_files(args.images), model, config)
     model.eval()

@@ -34,6 +34,8 @@ from ._common import (
     positive_int,
     read_checkpoint,
 )
+from .tasks import TASK_NAMES
+from .tasks import train as train_task
 
 TEST_BATCH = 500  # evaluation needs no gradients: large batches, fewer Python steps
 
@@ -49,6 +51,13 @@ def register(commands: Any) -> None:
         "history.json to --out.",
     )
     # every default is None here, filled in by the recipe: so --resume can tell what was given
+    p.add_argument(
+        "--task",
+        choices=TASK_NAMES,
+        default="classify",
+        help="classify images (default); spoken-digits: FSDD recordings with 1-D convolutions "
+        "(--data-dir: a folder with the recordings); segment: a class per pixel of digit scenes",
+    )
     p.add_argument(
         "--model",
         help=f"one of {', '.join(model_names())} ('-' or '_' alike; default: {defaults['model']})",
@@ -112,6 +121,8 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task != "classify":
+        return train_task(args)
     check_data_dir(args.data_dir)
     resumed = None
     if args.resume:

@@ -10,3 +10,4 @@ from .loss import *  # noqa: F403
 from .normalization import *  # noqa: F403
 from .pad import *  # noqa: F403
 from .pool import *  # noqa: F403
+from .upsample import *  # noqa: F403

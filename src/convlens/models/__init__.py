@@ -1,4 +1,5 @@
-"""Ready-made models: LeNet-5 (modern and as published) and the lecture's two networks.
+"""Ready-made models: LeNet-5 (modern and as published), the lecture's two networks, and the
+other tasks' models: ``wavenet`` and ``logmel_cnn`` (spoken digits), ``unet`` (segmentation).
 
 Each model has an ``input_shape`` attribute (batch excluded): (1, 28, 28) for the
 modern LeNet-5, (1, 32, 32) for the classic one (the data pipeline pads MNIST's
@@ -21,19 +22,28 @@ from .. import nn
 from ..nn.module import factory_names, model_factory, register_factory
 from .lecture import lecture_cnn, lecture_mlp, lenet5_modern
 from .lenet import C3_CONNECTIONS, DIGIT_BITMAPS, EuclideanRBF, LeNet5Classic, PartialConv2d, Subsampling2d
+from .spectro import LogMelCNN, logmel_cnn
+from .unet import UNet, unet
+from .wavenet import WaveNetClassifier, wavenet
 
 __all__ = [
     "C3_CONNECTIONS",
     "DIGIT_BITMAPS",
     "EuclideanRBF",
     "LeNet5Classic",
+    "LogMelCNN",
     "PartialConv2d",
     "Subsampling2d",
+    "UNet",
+    "WaveNetClassifier",
     "available",
     "get",
     "lecture_cnn",
     "lecture_mlp",
     "lenet5",
+    "logmel_cnn",
+    "unet",
+    "wavenet",
 ]
 
 
@@ -61,6 +71,9 @@ register_factory("lenet5", lenet5)
 register_factory("lenet5_classic", _lenet5_classic)
 register_factory("lecture_cnn", lecture_cnn)
 register_factory("lecture_mlp", lecture_mlp)
+register_factory("wavenet", wavenet)
+register_factory("logmel_cnn", logmel_cnn)
+register_factory("unet", unet)
 
 
 def available() -> list[str]:

@@ -20,7 +20,7 @@ which runs Conv2d -> ReLU -> MaxPool2d blocks as one op.
 from . import init
 from .activation import LogSoftmax, ReLU, ScaledTanh, Sigmoid, Softmax, Tanh
 from .container import Sequential
-from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose2d
+from .conv import Conv1d, Conv2d, Conv3d, ConvTranspose1d, ConvTranspose2d, ConvTranspose3d
 from .dropout import Dropout
 from .fuse import fuse, fused_blocks, unfuse
 from .init import manual_seed
@@ -37,8 +37,10 @@ from .pool import (
     MaxPool2d,
     MaxPool3d,
 )
+from .upsample import Upsample
 
 __all__ = [
+    "unfuse",
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool2d",
     "AvgPool1d",
@@ -50,7 +52,9 @@ __all__ = [
     "Conv1d",
     "Conv2d",
     "Conv3d",
+    "ConvTranspose1d",
     "ConvTranspose2d",
+    "ConvTranspose3d",
     "Dropout",
     "Flatten",
     "Identity",
@@ -67,10 +71,10 @@ __all__ = [
     "Sigmoid",
     "Softmax",
     "Tanh",
+    "Upsample",
     "from_config",
     "fuse",
     "fused_blocks",
-    "unfuse",
     "init",
     "manual_seed",
 ]

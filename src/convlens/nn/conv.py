@@ -1,4 +1,4 @@
-"""Convolution layers: thin stateful wrappers over ``F.conv1d/2d/3d`` and ``F.conv_transpose2d``."""
+"""Convolution layers: thin stateful wrappers over ``F.conv1d/2d/3d`` and ``F.conv_transpose1d/2d/3d``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from . import init
 from ._shapes import Shape, check_input, window_output
 from .module import Module, Parameter
 
-__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose2d"]
+__all__ = ["Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d"]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -174,44 +174,39 @@ class Conv3d(_ConvNd):
     _dims = 3
 
 
-class ConvTranspose2d(Module):
-    """Transposed 2-D convolution (the gradient of Conv2d with respect to its input).
+class _ConvTransposeNd(Module):
+    """Shared body of ConvTranspose1d/2d/3d; ``_dims`` is the number of spatial axes."""
 
-    ``H_out = (H - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``.
-    Weight (C_in, C_out/groups, kH, kW) (PyTorch's layout), bias (C_out,), both
-    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with PyTorch's ``fan_in = C_out/groups * kH * kW``.
-
-    >>> ConvTranspose2d(4, 2, 3, stride=2).output_shape((4, 5, 5))
-    (2, 11, 11)
-    """
+    _dims = 2
 
     def __init__(
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
-        output_padding: int | tuple[int, int] = 0,
+        kernel_size: int | tuple[int, ...],
+        stride: int | tuple[int, ...] = 1,
+        padding: int | tuple[int, ...] = 0,
+        output_padding: int | tuple[int, ...] = 0,
         groups: int = 1,
         bias: bool = True,
-        dilation: int | tuple[int, int] = 1,
+        dilation: int | tuple[int, ...] = 1,
     ):
         super().__init__()
-        name = "ConvTranspose2d"
+        name, d = type(self).__name__, self._dims
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(
                 f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) "
                 f"must be divisible by groups. Received: groups={groups}"
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = ntuple(kernel_size, 2, "kernel_size", name)
-        self.stride = ntuple(stride, 2, "stride", name)
-        self.padding = ntuple(padding, 2, "padding", name, minimum=0)
-        self.output_padding = ntuple(output_padding, 2, "output_padding", name, minimum=0)
-        self.dilation = ntuple(dilation, 2, "dilation", name)
+        self.kernel_size = ntuple(kernel_size, d, "kernel_size", name)
+        self.stride = ntuple(stride, d, "stride", name)
+        self.padding = ntuple(padding, d, "padding", name, minimum=0)
+        self.output_padding = ntuple(output_padding, d, "output_padding", name, minimum=0)
+        self.dilation = ntuple(dilation, d, "dilation", name)
         if any(
-            op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True)
+            op >= max(s, dl)
+            for op, s, dl in zip(self.output_padding, self.stride, self.dilation, strict=True)
         ):
             raise ValueError(
                 f"{name}: output_padding must be smaller than stride or dilation. "
@@ -224,7 +219,8 @@ class ConvTranspose2d(Module):
         _ConvNd.reset_parameters(self)  # type: ignore[arg-type]
 
     def forward(self, input: Any) -> Tensor:  # noqa: A002
-        return F.conv_transpose2d(
+        op = (F.conv_transpose1d, F.conv_transpose2d, F.conv_transpose3d)[self._dims - 1]
+        return op(
             input,
             self.weight,
             self.bias,
@@ -236,7 +232,8 @@ class ConvTranspose2d(Module):
         )
 
     def output_shape(self, input_shape: Shape) -> Shape:
-        shape = check_input("ConvTranspose2d", input_shape, 2, self.in_channels)
+        name = type(self).__name__
+        shape = check_input(name, input_shape, self._dims, self.in_channels)
         sizes = tuple(
             (n - 1) * s - 2 * p + d * (k - 1) + op + 1
             for n, s, p, d, k, op in zip(
@@ -250,16 +247,58 @@ class ConvTranspose2d(Module):
             )
         )
         if any(n <= 0 for n in sizes):
-            raise ValueError(f"ConvTranspose2d: input {shape} gives an empty output {sizes}")
+            raise ValueError(f"{name}: input {shape} gives an empty output {sizes}")
         return (self.out_channels, *sizes)
 
     def extra_repr(self) -> str:
+        ones, zeros = (1,) * self._dims, (0,) * self._dims
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
         text += _non_default(
-            stride=(self.stride, (1, 1)),
-            padding=(self.padding, (0, 0)),
-            output_padding=(self.output_padding, (0, 0)),
-            dilation=(self.dilation, (1, 1)),
+            stride=(self.stride, ones),
+            padding=(self.padding, zeros),
+            output_padding=(self.output_padding, zeros),
+            dilation=(self.dilation, ones),
             groups=(self.groups, 1),
         )
         return text + (", bias=False" if self.bias is None else "")
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-D convolution (the gradient of Conv1d with respect to its input).
+
+    (N, C_in, L) -> (N, C_out, L_out) with
+
+    ``L_out = (L - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``.
+    Weight (C_in, C_out/groups, k), bias (C_out,); initialisation as ConvTranspose2d.
+
+    >>> ConvTranspose1d(4, 2, 4, stride=2, padding=1).output_shape((4, 8))
+    (2, 16)
+    """
+
+    _dims = 1
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """Transposed 2-D convolution (the gradient of Conv2d with respect to its input).
+
+    ``H_out = (H - 1)*stride - 2*padding + dilation*(kernel_size - 1) + output_padding + 1``.
+    Weight (C_in, C_out/groups, kH, kW) (PyTorch's layout), bias (C_out,), both
+    ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) with PyTorch's ``fan_in = C_out/groups * kH * kW``.
+
+    >>> ConvTranspose2d(4, 2, 3, stride=2).output_shape((4, 5, 5))
+    (2, 11, 11)
+    """
+
+    _dims = 2
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-D convolution: (N, C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out).
+
+    Sizes as ConvTranspose2d on each axis; weight (C_in, C_out/groups, kD, kH, kW).
+
+    >>> ConvTranspose3d(2, 1, 2, stride=2).output_shape((2, 3, 4, 5))
+    (1, 6, 8, 10)
+    """
+
+    _dims = 3

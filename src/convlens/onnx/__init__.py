@@ -11,8 +11,9 @@
 
 ``export`` builds the graph from the layers (one converter per layer in ``_layers``);
 ``runtime`` runs a file in ONNX Runtime; ``triton`` writes a Triton model repository;
-``convlens export`` (in ``convlens.cli.export``) is the command line. The third-party ``onnx`` and ``onnxruntime``
-packages are imported only when one of these runs, so ``import convlens`` never needs them.
+``convlens export`` (in ``convlens.cli.export``) is the command line. The third-party
+``onnx`` and ``onnxruntime`` packages are imported only when one of these runs, so
+``import convlens`` never needs them.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ By topic:
 * ``convolution``: :func:`convolution_steps`, :func:`convolution_animation`;
 * ``network``: :func:`kernels`, :func:`feature_maps`, :func:`visualize_checkpoint`;
 * ``training``: :func:`training_curves`, :func:`confusion_matrix`, :func:`most_confused`;
-* ``filters``: :func:`filters_grid`.
+* ``filters``: :func:`filters_grid`;
+* ``tasks``: :func:`waveform`, :func:`filters_1d`, :func:`feature_maps_1d`,
+  :func:`segmentation_examples`, :func:`iou_bars` (sound and segmentation).
 
 >>> import convlens as cl
 >>> fig = cl.viz.convolution_steps([[1, 1, 2], [2, 2, 1], [1, 5, 0]],
@@ -26,6 +28,7 @@ By topic:
 from .convolution import convolution_animation, convolution_steps
 from .filters import filters_grid
 from .network import feature_maps, kernels, visualize_checkpoint
+from .tasks import feature_maps_1d, filters_1d, iou_bars, segmentation_examples, waveform
 from .training import confusion_matrix, most_confused, training_curves
 
 __all__ = [
@@ -33,9 +36,14 @@ __all__ = [
     "convolution_animation",
     "convolution_steps",
     "feature_maps",
+    "feature_maps_1d",
+    "filters_1d",
     "filters_grid",
+    "iou_bars",
     "kernels",
     "most_confused",
+    "segmentation_examples",
     "training_curves",
     "visualize_checkpoint",
+    "waveform",
 ]

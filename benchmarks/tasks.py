@@ -1,0 +1,95 @@
+"""Accuracy runs of the other tasks (docs/tasks.md quotes what they printed).
+
+    python benchmarks/tasks.py spoken-digits --data-dir DIR [--model wavenet] [--epochs N]
+    python benchmarks/tasks.py speakers --data-dir DIR [--epochs N]   # 6 speaker-held-out folds
+    python benchmarks/tasks.py segment [--epochs N] [--train-scenes N]
+
+``DIR`` holds the FSDD recordings (``DIR/recordings`` or ``DIR/fsdd/recordings``).
+Each run prints its accuracy (or IoU) and its training time; run them under
+``nice`` on a shared machine, they use the CPU for minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import convlens as cl
+from convlens import data, fsdd, tasks
+
+
+def spoken_digits(args: argparse.Namespace) -> None:
+    config = tasks.task_config("spoken-digits", model=args.model, epochs=args.epochs, seed=args.seed)
+    started = time.perf_counter()
+    model, _ = tasks.train_task(config, args.data_dir, verbose=True)
+    seconds = time.perf_counter() - started
+    _, test = tasks.load_task_data(config, args.data_dir)
+    result = tasks.evaluate_task(model, config, test)
+    print(f"{config['model']}: test accuracy {100 * result.accuracy:.2f}% (official split), {seconds:.0f} s")
+
+
+def speakers(args: argparse.Namespace) -> None:
+    """Train on five speakers, test on the sixth, for each speaker."""
+    config = tasks.task_config("spoken-digits", model=args.model, epochs=args.epochs, seed=args.seed)
+    folder = fsdd.find_folder(data.search_dirs("fsdd", args.data_dir))
+    if folder is None:
+        raise SystemExit(f"no FSDD recordings under {args.data_dir}")
+    accuracies = []
+    for speaker, train, test in fsdd.speaker_folds(fsdd.read_folder(folder)):
+        loaders = (
+            data.DataLoader(
+                (train.waveforms, train.digits), config["batch_size"], shuffle=True, seed=args.seed
+            ),
+            data.DataLoader((test.waveforms, test.digits), tasks.TEST_BATCH),
+        )
+        started = time.perf_counter()
+        model, _ = tasks.train_task(config, loaders=loaders)
+        accuracy = tasks.evaluate_task(model, config, loaders[1]).accuracy
+        accuracies.append(accuracy)
+        print(
+            f"held out {speaker:>9}: {100 * accuracy:.2f}%  ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
+    values = 100 * np.array(accuracies)
+    print(
+        f"{config['model']}, {config['epochs']} epochs: mean {values.mean():.2f}%, std {values.std():.2f}, "
+        f"min {values.min():.2f}%, max {values.max():.2f}%"
+    )
+
+
+def segment(args: argparse.Namespace) -> None:
+    config = tasks.task_config("segment", epochs=args.epochs, seed=args.seed, train_scenes=args.train_scenes)
+    started = time.perf_counter()
+    model, _ = tasks.train_task(config, verbose=True)
+    seconds = time.perf_counter() - started
+    _, test = tasks.load_task_data(config)
+    result = tasks.evaluate_task(model, config, test)
+    print(
+        f"unet: pixel accuracy {100 * result.pixel_accuracy:.2f}%, mean IoU (digits) {result.mean_iou:.3f}, "
+        f"IoU with background {np.nanmean(result.iou):.3f}, {seconds:.0f} s"
+    )
+    print(
+        "IoU per class: "
+        + ", ".join(f"{n}={v:.3f}" for n, v in zip(config["classes"], result.iou, strict=True))
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("run", choices=["spoken-digits", "speakers", "segment"])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--model")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--train-scenes", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    cl.manual_seed(args.seed)
+    {"spoken-digits": spoken_digits, "speakers": speakers, "segment": segment}[args.run](args)
+
+
+if __name__ == "__main__":
+    main()
