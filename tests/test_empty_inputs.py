@@ -26,6 +26,10 @@ BACKENDS = ["reference", "numpy"] + (["numba"] if cl.backend.numba_available() e
 def test_every_model_maps_an_empty_batch_to_an_empty_batch_of_scores(backend, name):
     model = cl.models.get(name)
     x = np.zeros((0, *model.input_shape), np.float32)
+    model(cl.tensor(np.ones((2, *model.input_shape), np.float32))).sum().backward()
+    # (a WaveNet's last residual convolution feeds nothing: it gets no gradient on any batch)
+    trained = [p for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
     expected = model(np.zeros((2, *model.input_shape), np.float32)).shape[1:]
     with cl.backend.use(backend):
         model.eval()
@@ -37,7 +41,7 @@ def test_every_model_maps_an_empty_batch_to_an_empty_batch_of_scores(backend, na
         assert out.shape == (0, *expected)
         out.sum().backward()  # PyTorch: an empty input gradient, zero parameter gradients
         assert inputs.grad.shape == x.shape
-        for parameter in model.parameters():
+        for parameter in trained:
             assert parameter.grad is not None and not parameter.grad.any()
 
 
@@ -128,3 +132,20 @@ def test_fit_on_an_empty_dataset_is_refused_not_reported_as_loss_0(kind):
     with pytest.raises(ValueError, match="empty") as info:
         cl.train.fit(model, loader, optimizer=optimizer, epochs=1, progress=False)
     assert "\n" not in str(info.value) and "train_loader" in str(info.value)
+
+
+def test_batch_norm_of_an_empty_batch_in_training_is_empty_and_keeps_the_running_statistics():
+    torch = pytest.importorskip("torch")
+    ours, theirs = cl.nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    ours.train(), theirs.train()
+    x = np.zeros((0, 3, 4, 4), np.float32)
+    out = ours(cl.tensor(x, requires_grad=True))
+    expected = theirs(torch.tensor(x, requires_grad=True))
+    out.sum().backward()
+    expected.sum().backward()
+    assert out.shape == tuple(expected.shape)
+    np.testing.assert_array_equal(ours.weight.grad, theirs.weight.grad.numpy())
+    np.testing.assert_array_equal(ours.running_mean.data, theirs.running_mean.numpy())
+    np.testing.assert_array_equal(ours.running_var.data, theirs.running_var.numpy())
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        ours(np.zeros((1, 3, 1, 1), np.float32))

@@ -61,8 +61,12 @@ def batch_norm(
                 f"batch_norm: {name} must have shape ({channels},) for an input with "
                 f"{channels} channels, got {np.shape(_array(value))}"
             )
-    if training:
-        if count <= 1:
+    batch_statistics = training and count > 0  # PyTorch: an empty batch leaves the running statistics
+    if training and not batch_statistics:
+        mean, var = np.zeros(channels, x.dtype), np.ones(channels, x.dtype)
+        centred = x.data
+    elif training:
+        if count == 1:
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, "
                 f"got input of shape {x.shape}"
@@ -87,7 +91,7 @@ def batch_norm(
 
     def backward(g: np.ndarray) -> tuple[np.ndarray | None, ...]:
         gxhat = g * w.data.reshape(stat_shape) if w is not None else g
-        if training:
+        if batch_statistics:
             # d/dx of (x - mean) * invstd with batch statistics: remove the gradient's
             # mean and its component along xhat.
             mean_g = gxhat.mean(axis=axes, keepdims=True)
