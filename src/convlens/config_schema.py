@@ -438,6 +438,7 @@ class _Counter:
 
 # ------------------------------------------------------------------------ training config
 DATASETS = ("mnist", "fashion-mnist", "mnist-5k", "fsdd")  # convlens.data.DATASETS (not imported: no cycle)
+MIXED_SCENES = ("mnist-5k+fashion-mnist", "mnist+fashion-mnist")  # the mixed ones of convlens.scenes.SOURCES
 
 
 def _model_name(value: Any, where: str, path: str) -> str:
@@ -464,7 +465,7 @@ def _classes(value: Any, where: str, path: str) -> list[str]:
 TRAINING_FIELDS: dict[str, Callable[[Any, str, str], Any]] = {
     "model": _model_name,
     "task": Choice(("spoken-digits", "segment")),
-    "dataset": Choice(DATASETS),
+    "dataset": Choice((*DATASETS, *MIXED_SCENES)),
     "epochs": Int(1, MAX_EPOCHS),
     "batch_size": Int(1, MAX_BATCH),
     "optimizer": Choice(("sgd", "adam")),

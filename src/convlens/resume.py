@@ -3,8 +3,9 @@
 A resumed run continues exactly where its checkpoint stands, so the options that
 define *what* is trained cannot change: the model, the data set and its subset,
 the optimizer, the batch size (it fixes which images make step ``k`` of an epoch),
-the seed, the augmentation and the kind of schedule. Giving one of them with a
-different value is refused, naming each and the value the run uses.
+the seed, the augmentation and the kind of schedule (and, for the segmentation
+task, the numbers of scenes). Giving one of them with a different value is
+refused, naming each and the value the run uses.
 
 Three options can change, and each change is reported in one line:
 
@@ -49,6 +50,8 @@ FIXED = {
     "augment": "--augment",
     "limit": "--limit",
     "schedule": "--schedule",
+    "train_scenes": "--train-scenes",  # the segmentation task's data
+    "test_scenes": "--test-scenes",
 }
 
 

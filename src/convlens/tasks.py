@@ -6,11 +6,13 @@ The same few operations as the image classifier solve problems of other shapes:
   (:mod:`convlens.fsdd`) -> a digit. Models: ``logmel_cnn`` (the default: a log-mel
   spectrogram written as fixed strided convolutions, then a small 2-D CNN) and
   ``wavenet`` (dilated causal 1-D convolutions on the raw waveform).
-- ``"segment"``: 64x64 scenes of real digits (:mod:`convlens.scenes`) -> a class per
-  pixel. Model: ``unet`` (conv + pool down, ``ConvTranspose2d`` up, skip connections).
+- ``"segment"``: 64x64 scenes of real digits, or digits and Fashion-MNIST items
+  (:mod:`convlens.scenes`; the config's ``"dataset"``) -> a class per pixel.
+  Model: ``unet`` (conv + pool down, ``ConvTranspose2d`` up, skip connections).
 
 A run is described by one config dict (``task_config``), stored in its checkpoints,
-so ``convlens evaluate`` and ``predict`` rebuild the same data. What the defaults
+so ``convlens evaluate`` and ``predict`` rebuild the same data, and ``convlens train
+--resume`` continues the run (:mod:`convlens.resume`). What the defaults
 reach, and in how long: docs/tasks.md.
 
 >>> config = task_config("spoken-digits")
@@ -91,7 +93,22 @@ def task_config(task: str, **settings: Any) -> dict[str, Any]:
             f"Received: model={config['model']!r}"
         )
     config["model"] = config["model"].replace("-", "_")
+    if task == "segment":
+        config["classes"] = list(scenes.scene_classes(_checked_source(config["dataset"])))
+    elif config["dataset"] != "fsdd":
+        raise ValueError(f"task_config: the {task} task reads fsdd. Received: dataset={config['dataset']!r}")
+    if config["optimizer"] == "sgd":
+        config.setdefault("momentum", 0.9)
     return config
+
+
+def _checked_source(source: str) -> str:
+    if source not in scenes.SOURCES:
+        raise ValueError(
+            f"task_config: the segment task takes the data sets {', '.join(scenes.SOURCES)}. "
+            f"Received: dataset={source!r}"
+        )
+    return source
 
 
 def build_model(config: dict[str, Any]) -> Any:
@@ -113,8 +130,9 @@ def load_task_data(
                     f"load_task_data: {key} must be in [1, {MAX_SCENES}]. Received: {config[key]!r}"
                 )
         size = config["input_shape"][-1]
-        train = scenes.digit_scenes("train", config["train_scenes"], seed, size, config["dataset"], root)
-        test = scenes.digit_scenes("test", config["test_scenes"], seed, size, config["dataset"], root)
+        source = config["dataset"]
+        train = scenes.digit_scenes("train", config["train_scenes"], seed, size, source, root, download)
+        test = scenes.digit_scenes("test", config["test_scenes"], seed, size, source, root, download)
         if config.get("limit"):
             train = scenes.Scenes(
                 train.images[: config["limit"]], train.masks[: config["limit"]], train.classes, train.source
@@ -141,12 +159,15 @@ def train_task(
     verbose: bool = False,
     log: Callable[[str], None] = print,
     checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_every: int | None = None,
     resume: Any = None,
 ) -> tuple[Any, History]:
     """Train the task's model with :func:`convlens.train.fit`; ``(model, history)``.
 
     A new segmentation run first sets the U-Net's head to the class priors of the training
-    masks (``UNet.start_from_priors``).
+    masks (``UNet.start_from_priors``). To continue a run, pass ``resume`` (a checkpoint
+    path or :func:`convlens.io.load_checkpoint` dict, as :func:`convlens.resume.plan`
+    returns it) and its ``model``; ``config["epochs"]`` is then the total to reach.
     """
     from .nn.init import manual_seed
 
@@ -172,6 +193,7 @@ def train_task(
         verbose=verbose,
         log=log,
         checkpoint_path=checkpoint_path,
+        checkpoint_every=checkpoint_every,
         resume=resume,
         config=config,
     )

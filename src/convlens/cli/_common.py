@@ -100,16 +100,20 @@ def positive_float(text: str) -> float:
 DATASET_CHOICES = ["auto", "mnist", "fashion-mnist", "mnist-5k"]
 
 
-def add_data_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+def add_data_options(
+    parser: argparse.ArgumentParser, default: str | None, task_sources: tuple[str, ...] = ()
+) -> None:
+    """--dataset (``task_sources``: more choices, for --task segment), --data-dir, --download."""
     parser.add_argument(
         "--dataset",
         default=default,
         metavar="NAME",
         type=str.lower,
-        choices=DATASET_CHOICES,
+        choices=[*DATASET_CHOICES, *task_sources],
         help="auto | mnist | fashion-mnist | mnist-5k (auto: the full MNIST or Fashion-MNIST "
         "where found, else the embedded mnist-5k)"
-        + ("" if default else "; default: the checkpoint's data set"),
+        + ("" if default else "; default: the checkpoint's data set")
+        + (f"; --task segment also takes {' | '.join(task_sources)}" if task_sources else ""),
     )
     parser.add_argument("--data-dir", metavar="DIR", help="look for the data set here first")
     parser.add_argument("--download", action="store_true", help="download the data set if not found")

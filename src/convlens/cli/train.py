@@ -19,6 +19,7 @@ from .. import io, recipe
 from .. import resume as resuming
 from .. import train as training
 from ..nn.init import manual_seed
+from . import tasks as tasks_cli
 from ._common import (
     PROG,
     CLIError,
@@ -34,8 +35,6 @@ from ._common import (
     positive_int,
     read_checkpoint,
 )
-from .tasks import TASK_NAMES
-from .tasks import train as train_task
 
 TEST_BATCH = 500  # evaluation needs no gradients: large batches, fewer Python steps
 
@@ -53,7 +52,7 @@ def register(commands: Any) -> None:
     # every default is None here, filled in by the recipe: so --resume can tell what was given
     p.add_argument(
         "--task",
-        choices=TASK_NAMES,
+        choices=tasks_cli.TASK_NAMES,
         default="classify",
         help="classify images (default); spoken-digits: FSDD recordings with 1-D convolutions "
         "(--data-dir: a folder with the recordings); segment: a class per pixel of digit scenes",
@@ -62,7 +61,7 @@ def register(commands: Any) -> None:
         "--model",
         help=f"one of {', '.join(model_names())} ('-' or '_' alike; default: {defaults['model']})",
     )
-    add_data_options(p, defaults["dataset"])
+    add_data_options(p, defaults["dataset"], task_sources=tasks_cli.SCENE_SOURCES)
     p.set_defaults(dataset=None)
     p.add_argument("--epochs", type=positive_int, help="default: 10 (20 on mnist-5k)")
     p.add_argument("--batch-size", type=int_between(1, 65536), help=f"default: {defaults['batch_size']}")
@@ -98,6 +97,7 @@ def register(commands: Any) -> None:
         metavar="N",
         help="train on the first N training images only (quick runs)",
     )
+    tasks_cli.add_options(p)
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/<model>-<dataset>-<time>/)")
     p.add_argument(
         "--resume",
@@ -121,12 +121,13 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.task != "classify":
-        return train_task(args)
     check_data_dir(args.data_dir)
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
+    if tasks_cli.task_of(args, checkpoint) != "classify":  # the other tasks, new or resumed
+        return tasks_cli.train(args, checkpoint)
     resumed = None
-    if args.resume:
-        plan = _resume_plan(args, read_checkpoint(args.resume))
+    if checkpoint is not None:
+        plan = _resume_plan(args, checkpoint)
         for note in plan.notes:
             print(note, flush=True)
         if plan.finished:
