@@ -35,12 +35,20 @@ def test_causal_conv_sees_only_the_past_and_matches_torch():
 
 def test_receptive_field_is_what_the_gradient_reaches():
     cl.manual_seed(0)
-    model = models.get("wavenet", channels=3, skip_channels=3, dilations=(1, 2, 4, 8), length=400)
+    model = models.get(
+        "wavenet",
+        channels=3,
+        skip_channels=3,
+        dilations=(1, 2, 4, 8),
+        front_kernel=16,
+        front_stride=4,
+        length=400,
+    )
     x = cl.tensor(
         np.random.default_rng(1).standard_normal((1, 1, 400)).astype(np.float64), requires_grad=True
     )
-    model.double()
-    h, total = model.front(x), 0
+    model.double().eval()  # in training, BatchNorm's batch statistics would mix every step
+    h, total = model.filter_bank(x), 0
     for block in model.blocks:  # the summed skips, before the head's ReLU (which may zero a step)
         h, skip = block(h)
         total = total + skip
@@ -50,9 +58,91 @@ def test_receptive_field_is_what_the_gradient_reaches():
     assert "Receptive field: 76 input samples" in str(cl.summary(model, (1, 400)))
 
 
+class TorchWaveNet(torch.nn.Module):
+    """An independent PyTorch WaveNet of the same architecture (the module docstring's formulas)."""
+
+    def __init__(self, c, s, dilations, front_kernel, front_stride, pool):
+        super().__init__()
+        tnn = torch.nn
+        self.dilations, self.pool = dilations, pool
+        self.front = tnn.Conv1d(1, c, front_kernel, stride=front_stride, bias=False)
+        self.front_norm = tnn.BatchNorm1d(c)
+        self.gates = tnn.ModuleList(tnn.Conv1d(c, 2 * c, 2, dilation=d) for d in dilations)
+        self.residuals = tnn.ModuleList(tnn.Conv1d(c, c, 1) for _ in dilations[1:])
+        self.skips = tnn.ModuleList(tnn.Conv1d(c, s, 1) for _ in dilations)
+        self.post, self.post_norm = tnn.Conv1d(s, s, 1, bias=False), tnn.BatchNorm1d(s)
+        self.classifier = tnn.Linear(s, 10)
+
+    def forward(self, x):
+        h, total = self.front_norm(self.front(x)).abs(), 0
+        for i, d in enumerate(self.dilations):
+            f, g = self.gates[i](torch.nn.functional.pad(h, (d, 0))).chunk(2, dim=1)
+            z = torch.tanh(f) * torch.sigmoid(g)
+            total = total + self.skips[i](z)
+            if i < len(self.residuals):
+                h = h + self.residuals[i](z)
+        features = torch.relu(self.post_norm(self.post(torch.relu(total))))
+        return self.classifier(features.mean(2) if self.pool == "mean" else features.amax(2))
+
+
+def _copy_wavenet_weights(model, twin):
+    """Our ``blocks.{i}.gate.conv.*`` is the twin's ``gates.{i}.*``; the other names are equal."""
+    renamed = {}
+    for name, value in model.state_dict().items():
+        if name.startswith("blocks."):
+            _, i, part, rest = name.split(".", 3)
+            part, rest = ("gate", rest.removeprefix("conv.")) if part == "gate" else (part, rest)
+            name = f"{part}s.{i}.{rest}"
+        renamed[name] = torch.as_tensor(np.asarray(value))
+    twin.load_state_dict(renamed)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wavenet_matches_a_torch_twin_forward_and_backward(seed):
+    rng = np.random.default_rng(seed)
+    c, s = (int(v) for v in rng.integers(2, 6, size=2))
+    dilations = tuple(2**i for i in range(int(rng.integers(1, 5))))
+    front_kernel, front_stride = int(rng.integers(4, 17)), int(rng.integers(1, 5))
+    pool = ("mean", "max")[seed % 2]
+    cl.manual_seed(seed)
+    model = models.get(
+        "wavenet",
+        channels=c,
+        skip_channels=s,
+        dilations=dilations,
+        front_kernel=front_kernel,
+        front_stride=front_stride,
+        length=300,
+        pool=pool,
+    ).double()
+    twin = TorchWaveNet(c, s, dilations, front_kernel, front_stride, pool).double()
+    _copy_wavenet_weights(model, twin)
+    x = rng.standard_normal((3, 1, 300))
+    labels = rng.integers(0, 10, size=3)
+    loss = cl.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    expected = torch.nn.functional.cross_entropy(twin(to_torch(x)), torch.as_tensor(labels))
+    expected.backward()
+    assert abs(loss.item() - expected.item()) < 1e-10
+    assert relative_error(model.front.weight.grad, twin.front.weight.grad.numpy()) < 1e-8
+    assert relative_error(model.blocks[0].gate.conv.weight.grad, twin.gates[0].weight.grad.numpy()) < 1e-8
+
+
+def test_every_wavenet_parameter_gets_a_gradient():
+    cl.manual_seed(0)
+    model = models.get("wavenet", channels=4, skip_channels=6, dilations=(1, 2, 4), length=1000)
+    x = np.random.default_rng(5).standard_normal((4, 1, 1000)).astype(np.float32)
+    cl.functional.cross_entropy(model(x), np.arange(4)).backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and np.abs(parameter.grad).max() > 0, name
+    assert model.blocks[-1].residual is None and all(b.residual is not None for b in model.blocks[:-1])
+
+
 def test_wavenet_and_logmel_gradcheck_in_float64():
     cl.manual_seed(0)
-    wavenet = models.get("wavenet", channels=2, skip_channels=2, dilations=(1, 2), length=40).double()
+    wavenet = models.get(
+        "wavenet", channels=2, skip_channels=2, dilations=(1, 2), front_kernel=8, front_stride=2, length=40
+    ).double()
     gradcheck(lambda x: wavenet(x), np.random.default_rng(2).standard_normal((1, 1, 40)), tol=1e-5)
     logmel = models.spectro.LogMelCNN(n_fft=16, hop=8, n_mels=4, channels=(2,), length=40).double().eval()
     gradcheck(lambda x: logmel(x), np.random.default_rng(3).standard_normal((1, 1, 40)), tol=1e-5)
@@ -77,7 +167,13 @@ def test_stft_as_a_strided_convolution_matches_torch_stft():
 
 @pytest.mark.parametrize(
     ("name", "kwargs"),
-    [("wavenet", {}), ("logmel_cnn", {}), ("unet", {}), ("unet", {"width": 4, "depth": 3})],
+    [
+        ("wavenet", {}),
+        ("wavenet", {"dilations": (1,), "front_kernel": 16, "front_stride": 4, "pool": "max"}),
+        ("logmel_cnn", {}),
+        ("unet", {}),
+        ("unet", {"width": 4, "depth": 3}),
+    ],
 )
 def test_config_schema_counts_the_new_models_exactly(name, kwargs):
     model = models.get(name, **kwargs)
@@ -176,6 +272,7 @@ def test_cli_segment_train_and_predict_writes_the_mask(tmp_path, capsys, monkeyp
     assert main(["predict", str(out), str(scene)]) == 0
     with Image.open(tmp_path / "scene.mask.png") as mask:
         assert mask.size == (64, 64) and mask.mode == "P" and np.asarray(mask).max() <= 10
+        assert mask.getpalette()[: 3 * 11] == scenes.mask_colours(11).reshape(-1).tolist()
     wrong = tmp_path / "small.png"
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(wrong)
     assert main(["predict", str(out), str(wrong)]) == 1

@@ -43,15 +43,15 @@ def _batch_norm(c: int) -> int:
     return 4 * c + 1  # weight, bias, running mean and variance, the step counter
 
 
-def _gated_block(c: int, s: int, k: int = 2) -> int:
-    return (2 * c * c * k + 2 * c) + (c * c + c) + (s * c + s)
+def _gated_block(c: int, s: int, k: int = 2, residual: bool = True) -> int:
+    return (2 * c * c * k + 2 * c) + (c * c + c) * residual + (s * c + s)
 
 
-def _wavenet_size(a: dict[str, Any]) -> int:
+def _wavenet_size(a: dict[str, Any]) -> int:  # the last block has no residual convolution
     c, s, n = a.get("channels", 32), a.get("skip_channels", 64), a.get("num_classes", 10)
-    front = c * a.get("front_kernel", 16) + c
-    blocks = len(a.get("dilations", range(8))) * _gated_block(c, s)
-    return front + blocks + (s * s + s) + (s * n + n)
+    front = c * a.get("front_kernel", 64) + _batch_norm(c)
+    blocks = len(a.get("dilations", range(8))) * _gated_block(c, s) - (c * c + c)
+    return front + blocks + (s * s + _batch_norm(s)) + (s * n + n)
 
 
 def _logmel_size(a: dict[str, Any]) -> int:
@@ -70,14 +70,17 @@ def _double_conv(c_in: int, c_out: int) -> int:  # two bias-free 3x3 convolution
 
 
 def _unet_size(a: dict[str, Any]) -> int:
-    width, depth, n = a.get("width", 8), a.get("depth", 3), a.get("num_classes", 11)
+    width, depth, n = a.get("width", 8), a.get("depth", 4), a.get("num_classes", 11)
     widths = [width * 2**level for level in range(depth + 1)]
+    coarse = a.get("coarse_level")
+    coarse = min(2, depth - 1) if coarse is None else coarse
     down = sum(
         _double_conv(c_in, c_out)
         for c_in, c_out in zip([a.get("in_channels", 1), *widths], widths[:-1], strict=False)
     )
     up = sum(4 * 2 * w * w + w + _double_conv(2 * w, w) for w in widths[:-1])
-    return down + _double_conv(widths[-2], widths[-1]) + up + width * n + n
+    heads = width * n + n + (widths[coarse] * n + n if 0 < coarse < depth else 0)
+    return down + _double_conv(widths[-2], widths[-1]) + up + heads
 
 
 _CLASSES = Int(1, MAX_CLASSES)
@@ -86,10 +89,19 @@ _WAVENET = {
     "channels": Int(1, MAX_CHANNELS),
     "skip_channels": Int(1, MAX_CHANNELS),
     "dilations": _dilations,
+    "front_kernel": Int(1, 4096),
+    "front_stride": Int(1, 4096),
     "length": Int(16, MAX_LENGTH),
+    "pool": Choice(("mean", "max")),
 }
 _LOGMEL = {"num_classes": _CLASSES, "n_mels": Int(1, 129), "length": Int(256, MAX_LENGTH)}
-_UNET = {"num_classes": _CLASSES, "width": Int(1, 256), "depth": Int(1, 6), "size": Int(1, MAX_SIDE)}
+_UNET = {
+    "num_classes": _CLASSES,
+    "width": Int(1, 256),
+    "depth": Int(1, 6),
+    "size": Int(1, MAX_SIDE),
+    "coarse_level": Int(0, 5),
+}
 
 
 def _classes(a: dict[str, Any]) -> int:
@@ -128,12 +140,15 @@ TASK_LAYERS = {
             "skip_channels": Int(1, MAX_CHANNELS),
             "dilation": _CAUSAL["dilation"],
             "kernel_size": _CAUSAL["kernel_size"],
+            "residual": flag,
         },
         ("channels", "skip_channels", "dilation"),
-        lambda a: _gated_block(a["channels"], a["skip_channels"], a.get("kernel_size", 2)),
+        lambda a: _gated_block(
+            a["channels"], a["skip_channels"], a.get("kernel_size", 2), a.get("residual", True)
+        ),
     ),
     "WaveNetClassifier": (
-        {**_WAVENET, "front_kernel": Int(1, 64), "front_stride": Int(1, 64)},
+        _WAVENET,
         (),
         _wavenet_size,
         _classes,
