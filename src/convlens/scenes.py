@@ -36,7 +36,7 @@ items: a test scene never shows an item seen in training.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "digit_scenes",
     "intersection_over_union",
     "make_scenes",
+    "mask_colours",
     "scene_classes",
 ]
 
@@ -78,7 +79,7 @@ def make_scenes(
     items: np.ndarray | Sequence[np.ndarray],
     labels: np.ndarray | Sequence[np.ndarray],
     count: int,
-    seed: int,
+    seed: int | Sequence[int],
     size: int = 64,
     per_scene: tuple[int, int] = (1, 3),
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -129,9 +130,15 @@ def digit_scenes(
     source: str = "mnist-5k",
     root: str | os.PathLike | None = None,
     download: bool = False,
+    epoch: int = 0,
 ) -> Scenes:
     """Scenes from the ``split`` items of ``source`` (one of :data:`SOURCES`, each data set
     read by ``cl.data.load_dataset``), made from ``seed`` (see the module docstring).
+
+    ``epoch`` > 0 draws another set of scenes from the same items (new places and
+    company for the same digits): :class:`SceneLoader` with ``fresh=True`` trains on
+    the scenes of epoch ``e`` in epoch ``e``, which generalises better than repeating
+    one set. Epoch 0 is the set of the plain call.
 
     Raises:
         ValueError: an unknown ``split`` or ``source``, or a data set of ``source`` that
@@ -145,8 +152,10 @@ def digit_scenes(
         items.append(dataset.images)
         labels.append(dataset.labels.astype(np.int64) + first)
         first += len(dataset.classes)
-    images, masks = make_scenes(items, labels, count, seed * 2 + _SEEDS[split], size)
-    return Scenes(images, masks, scene_classes(source), f"{source} {split} (seed {seed})")
+    stream = seed * 2 + _SEEDS[split]
+    images, masks = make_scenes(items, labels, count, [stream, epoch] if epoch else stream, size)
+    where = f"seed {seed}" + (f", epoch {epoch}" if epoch else "")
+    return Scenes(images, masks, scene_classes(source), f"{source} {split} ({where})")
 
 
 def _parts(source: str) -> list[str]:
@@ -170,21 +179,55 @@ class SceneLoader:
     The masks come flattened because ``fit`` and ``evaluate`` count one prediction per
     target element: so their accuracy is the pixel accuracy, and their confusion matrix
     counts pixels (``models.UNet`` reshapes them back for its loss).
+
+    ``remake``: with it, ``set_epoch(e)`` (which ``fit`` calls at the start of every
+    epoch) replaces the scenes by ``remake(e)``, e.g. ``digit_scenes(..., epoch=e)``:
+    every epoch new scenes, and a resumed run gets the same ones as a straight run.
     """
 
-    def __init__(self, scenes: Scenes, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
-        self.scenes = scenes
-        self._loader = data.DataLoader((scenes.images, scenes.masks), batch_size, shuffle=shuffle, seed=seed)
+    def __init__(
+        self,
+        scenes: Scenes,
+        batch_size: int = 32,
+        shuffle: bool = False,
+        seed: int = 0,
+        remake: Callable[[int], Scenes] | None = None,
+    ):
+        self.scenes, self.remake = scenes, remake
+        self._settings = {"batch_size": batch_size, "shuffle": shuffle, "seed": seed}
+        self._loader = data.DataLoader((scenes.images, scenes.masks), **self._settings)
 
     def __len__(self) -> int:
         return len(self._loader)
 
     def set_epoch(self, epoch: int) -> None:
+        if self.remake is not None:
+            self.scenes = self.remake(epoch)
+            self._loader = data.DataLoader((self.scenes.images, self.scenes.masks), **self._settings)
         self._loader.set_epoch(epoch)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for images, masks in self._loader:
             yield images, masks.reshape(-1)
+
+
+def mask_colours(count: int) -> np.ndarray:
+    """uint8 RGB (count, 3): black for the background (class 0), then one colour per class.
+
+    The hues step by the golden ratio and the shade alternates between deep and light,
+    so no two of the 21 classes of the mixed scenes look alike; the figures and the mask
+    PNGs of ``convlens predict`` use the same colours.
+
+    >>> mask_colours(3).tolist()
+    [[0, 0, 0], [199, 59, 40], [112, 136, 250]]
+    """
+    import colorsys
+
+    steps = np.arange(count - 1)
+    hues = (0.02 + 0.618034 * steps) % 1.0
+    shades = [(0.8, 0.78) if step % 2 == 0 else (0.55, 0.98) for step in steps]
+    rgb = [(0.0, 0.0, 0.0), *(colorsys.hsv_to_rgb(h, s, v) for h, (s, v) in zip(hues, shades, strict=True))]
+    return np.rint(np.array(rgb[:count]) * 255).astype(np.uint8).reshape(count, 3)
 
 
 def intersection_over_union(confusion: np.ndarray) -> np.ndarray:

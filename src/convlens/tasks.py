@@ -72,6 +72,7 @@ TASKS: dict[str, dict[str, Any]] = {
         "seed": 0,
         "train_scenes": 1500,
         "test_scenes": 500,
+        "fresh_scenes": True,
         "input_shape": [1, 64, 64],
         "classes": ["background", *(str(d) for d in range(10))],
     },
@@ -124,20 +125,7 @@ def load_task_data(
     """``(train_loader, test_loader)`` of the task: FSDD's official split, or seeded scenes."""
     seed, batch = config["seed"], config["batch_size"]
     if config["task"] == "segment":
-        for key in ("train_scenes", "test_scenes"):
-            if not 1 <= int(config[key]) <= MAX_SCENES:
-                raise ValueError(
-                    f"load_task_data: {key} must be in [1, {MAX_SCENES}]. Received: {config[key]!r}"
-                )
-        size = config["input_shape"][-1]
-        source = config["dataset"]
-        train = scenes.digit_scenes("train", config["train_scenes"], seed, size, source, root, download)
-        test = scenes.digit_scenes("test", config["test_scenes"], seed, size, source, root, download)
-        if config.get("limit"):
-            train = scenes.Scenes(
-                train.images[: config["limit"]], train.masks[: config["limit"]], train.classes, train.source
-            )
-        return scenes.SceneLoader(train, batch, shuffle=True, seed=seed), scenes.SceneLoader(test, TEST_BATCH)
+        return _scene_loaders(config, root, download)
     train_set, test_set = data.load_dataset("fsdd", root=root, download=download)
     images, labels = train_set.images, train_set.labels
     if config.get("limit"):
@@ -146,6 +134,26 @@ def load_task_data(
         data.DataLoader((images, labels), batch, shuffle=True, seed=seed),
         data.DataLoader(test_set, TEST_BATCH),
     )
+
+
+def _scene_loaders(
+    config: dict[str, Any], root: str | os.PathLike | None, download: bool
+) -> tuple[scenes.SceneLoader, scenes.SceneLoader]:
+    """Seeded scenes; with ``fresh_scenes`` the training scenes are drawn anew every epoch."""
+    for key in ("train_scenes", "test_scenes"):
+        if not 1 <= int(config[key]) <= MAX_SCENES:
+            raise ValueError(f"load_task_data: {key} must be in [1, {MAX_SCENES}]. Received: {config[key]!r}")
+    seed, size, source = config["seed"], config["input_shape"][-1], config["dataset"]
+    # the first N scenes of a set do not depend on its count: a limit keeps a prefix
+    count = min(config["train_scenes"], config.get("limit") or config["train_scenes"])
+
+    def train_scenes(epoch: int = 0) -> scenes.Scenes:
+        return scenes.digit_scenes("train", count, seed, size, source, root, download, epoch=epoch)
+
+    remake = train_scenes if config.get("fresh_scenes") else None
+    train = scenes.SceneLoader(train_scenes(), config["batch_size"], shuffle=True, seed=seed, remake=remake)
+    test = scenes.digit_scenes("test", config["test_scenes"], seed, size, source, root, download)
+    return train, scenes.SceneLoader(test, TEST_BATCH)
 
 
 def train_task(

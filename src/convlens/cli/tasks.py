@@ -191,7 +191,7 @@ def predict(args: argparse.Namespace, state: dict[str, Any]) -> int:
             else:
                 mask = tasks.predict_mask(model, path, config["input_shape"][-1])
                 target = path.with_name(f"{path.stem}.mask.png")
-                _write_mask(mask, target)
+                _write_mask(mask, target, len(names))
                 found = ", ".join(names[c] for c in np.unique(mask) if c) or "nothing"
                 print(f"{path}  -> {target} (found: {found})")
         except (ValueError, OSError) as error:
@@ -234,13 +234,15 @@ def _report(model: Any, config: dict[str, Any], loader: Any, out: Path | None) -
         print(f"pictures: {out / 'confusion_matrix.png'}")
 
 
-def _write_mask(mask: np.ndarray, target: Path) -> None:
-    """A palette PNG: each pixel's value is its class index (0 = background), in a visible colour."""
+def _write_mask(mask: np.ndarray, target: Path, classes: int) -> None:
+    """A palette PNG, written atomically: each pixel's value is its class index (0 = background),
+    shown in the class colours of the figures (``scenes.mask_colours``)."""
+    import io as bytes_io
+
     from PIL import Image
 
     picture = Image.fromarray(mask, mode="P")
-    palette = [0, 0, 0]
-    for c in range(1, 256):
-        palette += [(97 * c) % 256, (57 * c + 80) % 256, (151 * c + 40) % 256]
-    picture.putpalette(palette)
-    picture.save(target)
+    picture.putpalette(scenes.mask_colours(max(classes, 2)).reshape(-1).tolist())
+    buffer = bytes_io.BytesIO()
+    picture.save(buffer, format="PNG")
+    io.write_atomically(target, buffer.getvalue())

@@ -10,8 +10,14 @@ divisible by ``2^depth`` works):
   transpose of a stride-2 convolution), then the encoder's planes of the same size are
   joined on (``cl.cat`` along channels: the *skip connection* of Ronneberger et al.,
   2015, which brings back the fine detail that pooling threw away), then two convs;
-- **head**: a 1x1 convolution to ``num_classes`` planes of logits, trained with the
-  per-pixel cross-entropy ``F.cross_entropy(logits (N, C, H, W), mask (N, H, W))``.
+- **heads**: a 1x1 convolution to ``num_classes`` planes of logits at full size, plus a
+  *coarse* 1x1 head on the decoder's planes at 1/4 size (``coarse_level=2``), upsampled
+  bilinearly and added: ``logits = head(x_0) + upsample_4(head_2(x_2))``. Which digit a
+  pixel belongs to is a question about the whole digit, which the deep, coarse planes
+  answer; the full-size planes, only ``width`` of them, then only place the outline.
+  Without the coarse head the class must squeeze through those few full-size planes,
+  and digits come out speckled with other classes' labels (docs/tasks.md measures both).
+- **loss**: the per-pixel cross-entropy ``F.cross_entropy(logits (N, C, H, W), mask (N, H, W))``.
 
 ``fit`` and ``evaluate`` count one prediction per target element; a segmentation
 batch's target is its masks flattened to (N*H*W,), so ``loss`` and
@@ -52,10 +58,22 @@ class UNet(nn.Module):
     """(N, in_channels, H, W) -> (N, num_classes, H, W) logits; H and W divisible by ``2^depth``."""
 
     def __init__(
-        self, num_classes: int = 11, in_channels: int = 1, width: int = 8, depth: int = 3, size: int = 64
+        self,
+        num_classes: int = 11,
+        in_channels: int = 1,
+        width: int = 8,
+        depth: int = 4,
+        size: int = 64,
+        coarse_level: int | None = None,
     ):
         super().__init__()
-        self.depth, self.num_classes = depth, num_classes
+        coarse_level = min(2, depth - 1) if coarse_level is None else int(coarse_level)
+        if not 0 <= coarse_level < depth:
+            raise ValueError(
+                f"UNet: coarse_level must be in [0, depth - 1] (0: no coarse head). "
+                f"Received: coarse_level={coarse_level}, depth={depth}"
+            )
+        self.depth, self.num_classes, self.coarse_level = depth, num_classes, coarse_level
         self.input_shape = (in_channels, size, size)
         widths = [width * 2**level for level in range(depth + 1)]
         self.down = nn.Sequential(
@@ -69,6 +87,9 @@ class UNet(nn.Module):
         self.up = nn.Sequential(*(nn.ConvTranspose2d(w * 2, w, 2, stride=2) for w in reversed(widths[:-1])))
         self.merge = nn.Sequential(*(_double_conv(w * 2, w) for w in reversed(widths[:-1])))
         self.head = nn.Conv2d(width, num_classes, 1)
+        if coarse_level:
+            self.coarse_head = nn.Conv2d(widths[coarse_level], num_classes, 1)
+            self.coarse_up = nn.Upsample(scale_factor=2**coarse_level, mode="bilinear")
 
     def forward(self, x: Any) -> Tensor:
         skips = []
@@ -77,9 +98,14 @@ class UNet(nn.Module):
             skips.append(x)
             x = self.pool(x)
         x = self.bottom(x)
-        for up, merge, skip in zip(self.up, self.merge, reversed(skips), strict=True):
+        coarse = None
+        levels = reversed(range(self.depth))
+        for level, up, merge, skip in zip(levels, self.up, self.merge, reversed(skips), strict=True):
             x = merge(cat([up(x), skip], dim=1))
-        return self.head(x)
+            if self.coarse_level and level == self.coarse_level:
+                coarse = self.coarse_up(self.coarse_head(x))
+        logits = self.head(x)
+        return logits if coarse is None else logits + coarse
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         channels, height, width = input_shape
@@ -103,6 +129,8 @@ class UNet(nn.Module):
         counts = np.bincount(np.asarray(masks).reshape(-1), minlength=self.num_classes)
         frequencies = np.maximum(counts / max(counts.sum(), 1), 1e-6)
         self.head.bias.data[...] = np.log(frequencies).astype(self.head.bias.data.dtype)
+        if self.coarse_level:  # the two heads' biases add up: the priors go in one
+            self.coarse_head.bias.data[...] = 0
 
     def loss(self, output: Tensor, target: Any) -> Tensor:
         """Per-pixel cross-entropy; ``target`` is the masks (N, H, W), or flattened to (N*H*W,)."""
@@ -115,8 +143,11 @@ class UNet(nn.Module):
         return data.argmax(axis=1).reshape(-1)
 
 
-def unet(num_classes: int = 11, width: int = 8, depth: int = 3, size: int = 64) -> UNet:
+def unet(
+    num_classes: int = 11, width: int = 8, depth: int = 4, size: int = 64, coarse_level: int | None = None
+) -> UNet:
     """The segmentation U-Net for 1 x size x size scenes (see the module docstring)."""
-    model = UNet(num_classes, 1, width, depth, size)
-    model._factory = ("unet", {"num_classes": num_classes, "width": width, "depth": depth, "size": size})
+    model = UNet(num_classes, 1, width, depth, size, coarse_level)
+    settings = {"width": width, "depth": depth, "size": size, "coarse_level": model.coarse_level}
+    model._factory = ("unet", {"num_classes": num_classes, **settings})
     return model

@@ -98,6 +98,10 @@ def feature_maps_1d(model: Any, samples: Any, *, save: PathLike | None = None) -
 
 def segmentation_examples(model: Any, scenes: Any, *, count: int = 4, save: PathLike | None = None) -> Figure:
     """``count`` scenes in rows: the input, the true mask and the predicted mask. Axes: ``3 * count``."""
+    from matplotlib.colors import ListedColormap
+
+    from ..scenes import mask_colours
+
     images = np.asarray(scenes.images[:count])
     masks = np.asarray(scenes.masks[:count])
     was_training = model.training
@@ -108,13 +112,14 @@ def segmentation_examples(model: Any, scenes: Any, *, count: int = 4, save: Path
     finally:
         model.train(was_training)
     predicted = logits.argmax(axis=1)
-    classes = len(scenes.classes)
+    colours = ListedColormap(mask_colours(len(scenes.classes)) / 255.0)
+    last = max(len(scenes.classes) - 1, 1)
     fig = _new_figure((6.6, 2.2 * len(images)))
     axes = fig.subplots(len(images), 3, squeeze=False)
     for row, (image, truth, guess) in enumerate(zip(images, masks, predicted, strict=True)):
         axes[row, 0].imshow(image, cmap="gray")
-        axes[row, 1].imshow(truth, cmap="tab20", vmin=0, vmax=max(classes - 1, 1), interpolation="nearest")
-        axes[row, 2].imshow(guess, cmap="tab20", vmin=0, vmax=max(classes - 1, 1), interpolation="nearest")
+        axes[row, 1].imshow(truth, cmap=colours, vmin=0, vmax=last, interpolation="nearest")
+        axes[row, 2].imshow(guess, cmap=colours, vmin=0, vmax=last, interpolation="nearest")
         for ax in axes[row]:
             ax.set_xticks([])
             ax.set_yticks([])
