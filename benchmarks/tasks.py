@@ -1,29 +1,44 @@
 """Accuracy runs of the other tasks (docs/tasks.md quotes what they printed).
 
-    python benchmarks/tasks.py spoken-digits --data-dir DIR [--model wavenet] [--epochs N]
-    python benchmarks/tasks.py speakers --data-dir DIR [--epochs N]   # 6 speaker-held-out folds
-    python benchmarks/tasks.py segment [--epochs N] [--train-scenes N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.tasks RUN [options]
+
+    RUN = spoken-digits --data-dir DIR [--model wavenet] [--epochs N]
+          speakers --data-dir DIR [--epochs N]      # the 6 speaker-held-out folds
+          segment [--epochs N] [--train-scenes N]
 
 ``DIR`` holds the FSDD recordings (``DIR/recordings`` or ``DIR/fsdd/recordings``).
-Each run prints its accuracy (or IoU) and its training time; run them under
-``nice`` on a shared machine, they use the CPU for minutes.
+Each run prints its accuracy (or IoU) and its training time. NumPy's BLAS is capped
+at ``--threads`` (2, as the other benchmarks): an uncapped OpenBLAS on a machine
+shared with other jobs can spin for far longer than the products take.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
+import threadpoolctl
 
 import convlens as cl
 from convlens import data, fsdd, tasks
+from convlens.history import History
+
+from . import THREADS
+
+
+def _finished(model: cl.nn.Module, history: History) -> cl.nn.Module:
+    """The trained model, or exit: an interrupted run's figures are not the run's."""
+    if history.interrupted:
+        raise SystemExit(f"stopped after {len(history.epochs)} epoch(s): no figures")
+    return model
 
 
 def spoken_digits(args: argparse.Namespace) -> None:
     config = tasks.task_config("spoken-digits", model=args.model, epochs=args.epochs, seed=args.seed)
     started = time.perf_counter()
-    model, _ = tasks.train_task(config, args.data_dir, verbose=True)
+    model = _finished(*tasks.train_task(config, args.data_dir, verbose=True))
     seconds = time.perf_counter() - started
     _, test = tasks.load_task_data(config, args.data_dir)
     result = tasks.evaluate_task(model, config, test)
@@ -45,7 +60,7 @@ def speakers(args: argparse.Namespace) -> None:
             data.DataLoader((test.waveforms, test.digits), tasks.TEST_BATCH),
         )
         started = time.perf_counter()
-        model, _ = tasks.train_task(config, loaders=loaders)
+        model = _finished(*tasks.train_task(config, loaders=loaders))
         accuracy = tasks.evaluate_task(model, config, loaders[1]).accuracy
         accuracies.append(accuracy)
         print(
@@ -62,7 +77,7 @@ def speakers(args: argparse.Namespace) -> None:
 def segment(args: argparse.Namespace) -> None:
     config = tasks.task_config("segment", epochs=args.epochs, seed=args.seed, train_scenes=args.train_scenes)
     started = time.perf_counter()
-    model, _ = tasks.train_task(config, verbose=True)
+    model = _finished(*tasks.train_task(config, verbose=True))
     seconds = time.perf_counter() - started
     _, test = tasks.load_task_data(config)
     result = tasks.evaluate_task(model, config, test)
@@ -86,9 +101,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--train-scenes", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=THREADS)
     args = parser.parse_args()
+    limiter = threadpoolctl.threadpool_limits(limits=args.threads, user_api="blas")
+    print(f"{args.run}: BLAS threads {args.threads}, load average {os.getloadavg()[0]:.2f}", flush=True)
     cl.manual_seed(args.seed)
     {"spoken-digits": spoken_digits, "speakers": speakers, "segment": segment}[args.run](args)
+    limiter.unregister()
 
 
 if __name__ == "__main__":
