@@ -221,7 +221,7 @@ def test_cli_spoken_digits_train_evaluate_predict(tiny_fsdd, capsys):
     ]
     assert main([*argv, "--out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "training logmel_cnn for spoken-digits" in text and "test accuracy:" in text
+    assert "training wavenet for spoken-digits" in text and "test accuracy:" in text
     assert (out / "checkpoint.json").exists() or any(out.glob("checkpoint*"))
     assert main(["evaluate", str(out), "--data-dir", str(tmp / "data")]) == 0
     assert "test accuracy:" in capsys.readouterr().out

@@ -180,7 +180,7 @@ def test_spoken_digits_run_resumed_equals_the_straight_run(tmp_path, monkeypatch
         str(tmp_path / "data"),
     ]
     assert main([*resume, "--no-progress"]) == 0
-    assert "training logmel_cnn for spoken-digits" in capsys.readouterr().out
+    assert "training wavenet for spoken-digits" in capsys.readouterr().out
     _assert_same_run(tmp_path / "run", tmp_path / "straight")
 
 

@@ -71,7 +71,8 @@ def filters_1d(
 
 def feature_maps_1d(model: Any, samples: Any, *, save: PathLike | None = None) -> Figure:
     """What the network computes from one recording: the log-mel image of a ``LogMelCNN``, or
-    the front convolution's channels and the summed skips of a ``WaveNetClassifier``, over time."""
+    the learned filter bank (the front's band magnitudes) and the head's input of a
+    ``WaveNetClassifier``, over time."""
     x = _to_numpy(samples, "samples", "feature_maps_1d").reshape(1, 1, -1).astype(np.float32)
     was_training = model.training
     model.eval()
@@ -80,9 +81,16 @@ def feature_maps_1d(model: Any, samples: Any, *, save: PathLike | None = None) -
             if hasattr(model, "log_mel"):
                 maps = [("log-mel spectrogram (mel band x frame)", model.log_mel(Tensor(x)).data[0, 0])]
             else:
+                front = getattr(model, "filter_bank", None) or model.front
                 maps = [
-                    ("front convolution (channel x step)", model.front(Tensor(x)).data[0]),
-                    ("summed skips after ReLU (channel x step)", model.features(Tensor(x)).data[0]),
+                    (
+                        "learned filter bank: |BatchNorm(front conv)| (channel x step)",
+                        front(Tensor(x)).data[0],
+                    ),
+                    (
+                        "head input: summed skips after 1x1 conv (channel x step)",
+                        model.features(Tensor(x)).data[0],
+                    ),
                 ]
     finally:
         model.train(was_training)
