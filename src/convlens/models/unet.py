@@ -19,6 +19,10 @@ divisible by ``2^depth`` works):
   and digits come out speckled with other classes' labels (docs/tasks.md measures both).
 - **loss**: the per-pixel cross-entropy ``F.cross_entropy(logits (N, C, H, W), mask (N, H, W))``.
 
+Where it differs from Ronneberger et al.'s U-Net: the 3x3 convolutions are padded, so
+the output has the input's size and the skips need no cropping; every convolution is
+followed by BatchNorm; and the coarse head is added.
+
 ``fit`` and ``evaluate`` count one prediction per target element; a segmentation
 batch's target is its masks flattened to (N*H*W,), so ``loss`` and
 ``predict_classes`` below bring the logits to the same per-pixel rows, and accuracy
@@ -55,7 +59,12 @@ def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class UNet(nn.Module):
-    """(N, in_channels, H, W) -> (N, num_classes, H, W) logits; H and W divisible by ``2^depth``."""
+    """(N, in_channels, H, W) -> (N, num_classes, H, W) logits; H and W divisible by ``2^depth``.
+
+    Planes: ``width * 2^level`` at each level, ``level = 0 .. depth`` (the bottom).
+    ``coarse_level``: the decoder level (size ``1 / 2^level``) of the coarse head;
+    0 for none; ``None`` picks ``min(2, depth - 1)``.
+    """
 
     def __init__(
         self,
