@@ -4,7 +4,7 @@
 
     RUN = spoken-digits --data-dir DIR [--model wavenet] [--epochs N]
           speakers --data-dir DIR [--epochs N]      # the 6 speaker-held-out folds
-          segment [--epochs N] [--train-scenes N]
+          segment [--epochs N] [--train-scenes N] [--dataset mnist-5k+fashion-mnist]
 
 ``DIR`` holds the FSDD recordings (``DIR/recordings`` or ``DIR/fsdd/recordings``).
 Each run prints its accuracy (or IoU) and its training time. NumPy's BLAS is capped
@@ -75,14 +75,17 @@ def speakers(args: argparse.Namespace) -> None:
 
 
 def segment(args: argparse.Namespace) -> None:
-    config = tasks.task_config("segment", epochs=args.epochs, seed=args.seed, train_scenes=args.train_scenes)
+    config = tasks.task_config(
+        "segment", epochs=args.epochs, seed=args.seed, train_scenes=args.train_scenes, dataset=args.dataset
+    )
     started = time.perf_counter()
     model = _finished(*tasks.train_task(config, verbose=True))
     seconds = time.perf_counter() - started
     _, test = tasks.load_task_data(config)
     result = tasks.evaluate_task(model, config, test)
     print(
-        f"unet: pixel accuracy {100 * result.pixel_accuracy:.2f}%, mean IoU (digits) {result.mean_iou:.3f}, "
+        f"unet on {config['dataset']}: pixel accuracy {100 * result.pixel_accuracy:.2f}%, "
+        f"mean IoU (items) {result.mean_iou:.3f}, "
         f"IoU with background {np.nanmean(result.iou):.3f}, {seconds:.0f} s"
     )
     print(
@@ -100,6 +103,7 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--train-scenes", type=int)
+    parser.add_argument("--dataset", help="segment: the scenes' source (default mnist-5k)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=THREADS)
     args = parser.parse_args()
