@@ -2,8 +2,8 @@
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python -m benchmarks.tasks RUN [options]
 
-    RUN = spoken-digits --data-dir DIR [--model wavenet] [--epochs N]
-          speakers --data-dir DIR [--epochs N]      # the 6 speaker-held-out folds
+    RUN = spoken-digits --data-dir DIR [--model logmel_cnn] [--epochs N]
+          speakers --data-dir DIR [--model logmel_cnn]  # the 6 speaker-held-out folds
           segment [--epochs N] [--train-scenes N] [--dataset mnist-5k+fashion-mnist]
 
 ``DIR`` holds the FSDD recordings (``DIR/recordings`` or ``DIR/fsdd/recordings``).
