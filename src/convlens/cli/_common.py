@@ -177,6 +177,20 @@ def read_checkpoint(path: str) -> dict[str, Any]:
         raise CLIError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from None
 
 
+def stop_code(history: Any, out: Path, checkpoint_path: Path) -> int | None:
+    """Save ``history.json``; for a stopped run, say how to continue and return its exit code
+    (130 for Ctrl-C, 143 for SIGTERM); None for a run that ran to its end."""
+    history.save(out / "history.json")
+    if not history.interrupted:
+        return None
+    print(
+        f"{PROG}: stopped by {history.stopped_by or 'Ctrl-C'}; checkpoint saved to {checkpoint_path} "
+        f"(continue with: convlens train --resume {out})",
+        file=sys.stderr,
+    )
+    return 143 if history.stopped_by == "SIGTERM" else 130
+
+
 def need_viz() -> Any:
     """``convlens.viz``, or a CLIError saying how to install matplotlib."""
     try:

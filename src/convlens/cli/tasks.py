@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 from .. import io, scenes, tasks
 from .. import resume as resuming
 from .. import train as training
-from ._common import DATASET_CHOICES, PROG, CLIError, check_data_dir, int_between, need_viz, plain
+from ._common import DATASET_CHOICES, CLIError, check_data_dir, int_between, need_viz, plain, stop_code
 
 TASK_NAMES = ("classify", *tasks.TASKS)
 # the --dataset values that only the segmentation task reads (mixed scenes)
@@ -118,14 +117,9 @@ def train(args: argparse.Namespace, state: dict[str, Any] | None = None) -> int:
         )
     except training.TrainingDivergedError as error:
         raise CLIError(f"training diverged: {error}") from None
-    history.save(out / "history.json")
-    if history.interrupted:
-        print(
-            f"{PROG}: stopped by {history.stopped_by or 'Ctrl-C'}; checkpoint saved to {checkpoint_path} "
-            f"(continue with: convlens train --resume {out})",
-            file=sys.stderr,
-        )
-        return 143 if history.stopped_by == "SIGTERM" else 130
+    code = stop_code(history, out, checkpoint_path)
+    if code is not None:
+        return code
     print(f"training time: {time.perf_counter() - started:.0f} s")
     _report(model, config, loaders[1], out)
     print(f"checkpoint: {checkpoint_path}")

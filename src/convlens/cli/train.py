@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from .. import train as training
 from ..nn.init import manual_seed
 from . import tasks as tasks_cli
 from ._common import (
-    PROG,
     CLIError,
     add_data_options,
     check_data_dir,
@@ -34,6 +32,7 @@ from ._common import (
     positive_float,
     positive_int,
     read_checkpoint,
+    stop_code,
 )
 
 TEST_BATCH = 500  # evaluation needs no gradients: large batches, fewer Python steps
@@ -193,14 +192,9 @@ def run(args: argparse.Namespace) -> int:
             )
     except training.TrainingDivergedError as error:
         raise CLIError(f"training diverged: {error}") from None
-    history.save(out / "history.json")
-    if history.interrupted:
-        print(
-            f"{PROG}: stopped by {history.stopped_by or 'Ctrl-C'}; checkpoint saved to {checkpoint_path} "
-            f"(continue with: convlens train --resume {out})",
-            file=sys.stderr,
-        )
-        return 143 if history.stopped_by == "SIGTERM" else 130
+    code = stop_code(history, out, checkpoint_path)
+    if code is not None:
+        return code
     _report(model, history, test_loader, config, out, len(test_set))
     return 0
 
